@@ -63,6 +63,7 @@ CREATE TABLE "delivery_event" (
     "processed_at" TIMESTAMPTZ(3),
     "outcome" TEXT,
     "match_attempts" INTEGER NOT NULL DEFAULT 0,
+    "retry_at" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
 
     CONSTRAINT "delivery_event_pkey" PRIMARY KEY ("id")
 );
@@ -168,7 +169,7 @@ CREATE TRIGGER message_counter_update AFTER UPDATE ON message
 
 -- "Due to send": the planner's scan for a campaign's pending messages in due order.
 CREATE INDEX message_due_idx ON message (campaign_id, due_at NULLS FIRST, id) WHERE status = 'PENDING';
--- The sweeper's scan for queued messages whose job may have been lost with Redis.
-CREATE INDEX message_queued_idx ON message (queued_at) WHERE status = 'QUEUED';
+-- The sweeper's scan for queued or sending messages whose job may have been lost with Redis.
+CREATE INDEX message_in_flight_idx ON message (updated_at) WHERE status IN ('QUEUED', 'SENDING');
 -- The folder's scan for delivery reports not yet applied.
 CREATE INDEX delivery_event_unprocessed_idx ON delivery_event (id) WHERE processed_at IS NULL;

@@ -1,0 +1,77 @@
+import type { Logger } from '../logger.js';
+import type { MessageStatus } from '../generated/prisma/enums.js';
+import type { Account } from '../config/accounts.js';
+import type { ProviderError } from './errors.js';
+
+/** One SMS to hand to a provider. */
+export interface OutboundSms {
+  /** Our message id; travels with the message wherever the provider lets it, to match reports. */
+  messageId: string;
+  /** E.164. Adapters convert to the provider's own format. */
+  to: string;
+  body: string;
+}
+
+/** The provider's answer for one message of a batch, in the batch's order. */
+export type SendResult =
+  | { ok: true; providerMessageId: string; segments?: number }
+  | { ok: false; error: ProviderError };
+
+/** A delivery report, in our vocabulary, with the provider's own words kept beside it. */
+export interface StatusReport {
+  /** Our id, where the provider carried it back. */
+  messageId?: string;
+  providerMessageId?: string;
+  providerStatus: string;
+  status: MessageStatus;
+  errorCode?: string;
+  description?: string;
+  occurredAt: Date;
+}
+
+/** An incoming webhook request, as the adapter sees it. */
+export interface WebhookRequest {
+  headers: Record<string, string | string[] | undefined>;
+  body: unknown;
+  /** Path and query as received, for providers that sign or carry data in the URL. */
+  url: string;
+}
+
+export interface WebhookResult {
+  reports: StatusReport[];
+}
+
+/** A provider client for one account. One small class per provider implements it. */
+export interface ProviderAdapter {
+  /** The most messages one request may carry (1 where the provider has no bulk send). */
+  readonly maxBatchSize: number;
+  /**
+   * Sends a batch of at most `maxBatchSize` messages. Per-message outcomes come back in order;
+   * a failure of the whole request (rate limit, outage, bad credentials) is thrown as a
+   * ProviderError and applies to every message in the batch.
+   */
+  sendBatch(messages: OutboundSms[]): Promise<SendResult[]>;
+  /**
+   * Authenticates and parses a status or reply callback. Throws WebhookAuthError or
+   * WebhookPayloadError. The generic signed token in the URL is checked before this is called.
+   */
+  parseWebhook(request: WebhookRequest): WebhookResult;
+  /** Releases connections. */
+  close(): Promise<void>;
+}
+
+export interface ProviderContext {
+  account: Account;
+  /** Where this account's provider posts reports: carries an unguessable signed token. */
+  callbackUrl: string;
+  logger: Logger;
+}
+
+/** What the registry knows of a provider type. Adding a provider = one of these + a registry line. */
+export interface ProviderDefinition {
+  readonly type: string;
+  readonly defaultBaseUrl: string;
+  /** Credential names an account of this type must supply (each read from the environment). */
+  readonly credentialKeys: readonly string[];
+  create(context: ProviderContext): ProviderAdapter;
+}

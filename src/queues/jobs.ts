@@ -1,0 +1,35 @@
+import { z } from 'zod';
+
+/**
+ * The job catalog: each job name with its payload schema and retry policy, in one place.
+ * Payloads carry ids only; Postgres holds the truth and is read when the job runs.
+ */
+export const jobs = {
+  /** Send one message. jobId = message id, so re-enqueueing the same message is a no-op. */
+  send: {
+    name: 'send',
+    schema: z.object({ messageId: z.uuid(), campaignId: z.uuid() }),
+    /** Retries apply only to definite not-sent failures (connection refused, documented 5xx). */
+    options: {
+      attempts: 8,
+      backoff: { type: 'exponential', delay: 1000, jitter: 0.5 },
+      removeOnComplete: true,
+      removeOnFail: { age: 7 * 24 * 3600 },
+    },
+  },
+  /** Enqueue a running campaign's due messages, page by page. */
+  planCampaign: {
+    name: 'plan-campaign',
+    schema: z.object({ campaignId: z.uuid() }),
+    options: { attempts: 5, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: true, removeOnFail: 100 },
+  },
+  /** Periodic: plan running campaigns, start scheduled ones, re-enqueue lost jobs, complete finished ones. */
+  sweep: {
+    name: 'sweep',
+    schema: z.object({}),
+    options: { removeOnComplete: true, removeOnFail: 100 },
+  },
+} as const;
+
+export type SendJob = z.infer<typeof jobs.send.schema>;
+export type PlanCampaignJob = z.infer<typeof jobs.planCampaign.schema>;

@@ -1,0 +1,140 @@
+import { Worker, type Job } from 'bullmq';
+import type { Account } from '../config/accounts.js';
+import { MissingFieldError, renderTemplate } from '../messages/template.js';
+import { PermanentSendError, RateLimitedError, type ProviderError } from '../providers/errors.js';
+import { jobs } from '../queues/jobs.js';
+import type { AppContext } from '../runtime/context.js';
+import {
+  claimMessage,
+  explainUnclaimed,
+  markOutcome,
+  markSent,
+  reclaimInterrupted,
+  releaseMessage,
+  type ClaimedMessage,
+} from './message-status.js';
+import type { SendBatcher } from './send-batcher.js';
+
+/** What a send job did; the job's return value, for logs and tests. */
+export type SendJobResult =
+  | 'sent'
+  | 'failed'
+  | 'unknown'
+  | 'suppressed'
+  | 'already-done'
+  | 'not-running'
+  | 'missing';
+
+/** How long an account waits after the provider refuses it as a whole (credentials, credit). */
+const ACCOUNT_BACKOFF_MS = 60_000;
+
+/**
+ * One send job: claim the message in Postgres, render it, hand it to the provider (through the
+ * batcher), and record the result. The worker acts on the adapter's typed error, never on HTTP
+ * codes (DESIGN invariant 3):
+ * - permanent → the message ends FAILED/REJECTED with the reason;
+ * - rate-limited → the message goes back to QUEUED and the whole account queue waits;
+ * - retryable (definitely not sent) → back to QUEUED and retried with backoff and jitter;
+ * - ambiguous (request written, no answer) → UNKNOWN under at-most-once, retried under at-least-once;
+ * - account problem → back to QUEUED and the account's queue waits (see README "Operations").
+ */
+export async function processSendJob(
+  context: AppContext,
+  job: Job,
+  account: Account,
+  batcher: SendBatcher,
+): Promise<SendJobResult> {
+  const { pool } = context.db;
+  const { messageId } = jobs.send.schema.parse(job.data);
+  const log = context.logger.child({ messageId, account: account.name });
+
+  let claimed: ClaimedMessage | undefined = await claimMessage(pool, messageId, context.clock.now());
+  if (!claimed) {
+    const found = await explainUnclaimed(pool, messageId);
+    if (!found) return 'missing';
+    if (found.campaignStatus !== 'RUNNING') return 'not-running';
+    if (found.status !== 'SENDING' && found.status !== 'UNKNOWN') return 'already-done';
+    // An earlier attempt claimed it and stopped before recording what the provider said.
+    if (account.deliveryPolicy === 'at-most-once') {
+      await markOutcome(pool, messageId, 'UNKNOWN', {
+        code: 'SEND_INTERRUPTED',
+        message: 'a worker stopped while sending; the provider may have sent it',
+      }, context.clock.now());
+      log.warn('send interrupted earlier; marked UNKNOWN (at-most-once)');
+      return 'unknown';
+    }
+    claimed = await reclaimInterrupted(pool, messageId, context.clock.now());
+    if (!claimed) return 'already-done';
+    log.warn('send interrupted earlier; sending again (at-least-once)');
+  }
+  if (claimed.status === 'SUPPRESSED') return 'suppressed';
+
+  let body: string;
+  try {
+    body = renderTemplate(claimed.template, claimed.fields);
+  } catch (error) {
+    if (!(error instanceof MissingFieldError)) throw error;
+    await markOutcome(pool, messageId, 'FAILED', { code: 'TEMPLATE_FIELD_MISSING', message: error.message }, context.clock.now());
+    return 'failed';
+  }
+
+  const result = await batcher.send({ messageId, to: claimed.phone, body });
+  const now = context.clock.now();
+  if (result.ok) {
+    await markSent(pool, messageId, result, now);
+    return 'sent';
+  }
+  return handleFailure(context, job, account, messageId, result.error);
+}
+
+async function handleFailure(
+  context: AppContext,
+  job: Job,
+  account: Account,
+  messageId: string,
+  error: ProviderError,
+): Promise<SendJobResult> {
+  const { pool } = context.db;
+  const now = context.clock.now();
+  const reason = { code: error.code, message: error.message };
+  const log = context.logger.child({ messageId, account: account.name, code: error.code });
+  switch (error.kind) {
+    case 'permanent': {
+      const status = error instanceof PermanentSendError ? error.finalStatus : 'FAILED';
+      await markOutcome(pool, messageId, status, reason, now);
+      log.debug({ status }, 'send refused permanently');
+      return 'failed';
+    }
+    case 'rate-limited':
+    case 'account': {
+      await releaseMessage(pool, messageId, now);
+      const wait = error instanceof RateLimitedError ? error.retryAfterMs : ACCOUNT_BACKOFF_MS;
+      if (error.kind === 'account') log.error({ err: error }, 'provider refused the account; sending paused for a minute');
+      else log.warn({ waitMs: wait }, 'provider rate limit; account queue waits');
+      await context.queues.send(account.name).rateLimit(wait);
+      throw Worker.RateLimitError();
+    }
+    case 'ambiguous':
+      if (account.deliveryPolicy === 'at-most-once') {
+        await markOutcome(pool, messageId, 'UNKNOWN', reason, now);
+        log.warn('send outcome unknown; marked UNKNOWN (at-most-once)');
+        return 'unknown';
+      }
+      return retryOrGiveUp(context, job, messageId, error);
+    case 'retryable':
+      return retryOrGiveUp(context, job, messageId, error);
+  }
+}
+
+async function retryOrGiveUp(context: AppContext, job: Job, messageId: string, error: ProviderError): Promise<SendJobResult> {
+  const now = context.clock.now();
+  if (job.attemptsMade + 1 >= (job.opts.attempts ?? 1)) {
+    await markOutcome(context.db.pool, messageId, 'FAILED', {
+      code: error.code,
+      message: `gave up after ${job.attemptsMade + 1} attempts: ${error.message}`,
+    }, now);
+    return 'failed';
+  }
+  await releaseMessage(context.db.pool, messageId, now);
+  throw error; // BullMQ retries it with exponential backoff and jitter (see queues/jobs.ts)
+}

@@ -24,6 +24,7 @@ export interface Config {
   eventsBatchSize: number;
   unmatchedReportTtlMs: number;
   shutdownTimeoutMs: number;
+  jobLockMs: number;
 }
 
 export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
@@ -61,6 +62,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     eventsBatchSize: env.HERALD_EVENTS_BATCH_SIZE,
     unmatchedReportTtlMs: env.HERALD_UNMATCHED_REPORT_TTL_MS,
     shutdownTimeoutMs: env.HERALD_SHUTDOWN_TIMEOUT_MS,
+    jobLockMs: env.HERALD_JOB_LOCK_MS,
   };
 }
 

@@ -56,6 +56,11 @@ const envSchema = z.object({
   HERALD_EVENTS_BATCH_SIZE: positiveInt.max(10_000).default(1000),
   /** A delivery report that matches no message is kept this long, then expired and counted. */
   HERALD_UNMATCHED_REPORT_TTL_MS: positiveInt.default(24 * 3600_000),
+  /**
+   * A job whose worker stops renewing its lock this long (process killed, machine lost) is handed
+   * to another worker; its claim in Postgres decides what the re-run may do.
+   */
+  HERALD_JOB_LOCK_MS: positiveInt.min(1000).default(30_000),
   /** How long a stopping worker waits for in-flight sends before it exits. */
   HERALD_SHUTDOWN_TIMEOUT_MS: positiveInt.default(30_000),
 });

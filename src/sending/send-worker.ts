@@ -34,6 +34,11 @@ function startSendWorker(context: AppContext, account: Account): Worker {
     prefix: context.config.queuePrefix,
     concurrency,
     limiter: limiterFor(account.rate),
+    lockDuration: context.config.jobLockMs,
+    stalledInterval: context.config.jobLockMs,
+    // A re-run is safe (the claim in Postgres guards it), so a job whose worker died more than
+    // once is run again rather than failed with its message left in flight.
+    maxStalledCount: 20,
   });
   worker.on('failed', (job, error) => {
     log.debug({ messageId: job?.id, attempt: job?.attemptsMade, err: error }, 'send attempt failed; will retry');

@@ -6,6 +6,8 @@ import { ConfigError, UserError } from '../errors.js';
 export interface ProviderRequirements {
   defaultBaseUrl: string;
   credentialKeys: readonly string[];
+  optionalCredentialKeys?: readonly string[];
+  optionsSchema?: z.ZodType;
 }
 
 const ENV_REF = /^env:([A-Za-z_][A-Za-z0-9_]*)$/;
@@ -121,16 +123,31 @@ export function loadAccounts(
         `${where}: unknown provider "${spec.provider}"; known: ${Object.keys(providers).join(', ')}`,
       );
     }
+    const known = [...provider.credentialKeys, ...(provider.optionalCredentialKeys ?? [])];
+    const stray = Object.keys(spec.credentials).find((key) => !known.includes(key));
+    if (stray) throw new ConfigError(`${where}: credentials.${stray} is not used by ${spec.provider}; it takes ${known.join(', ')}`);
     const credentials: Record<string, string> = {};
-    for (const key of provider.credentialKeys) {
+    for (const key of known) {
       const ref = spec.credentials[key];
-      if (!ref) throw new ConfigError(`${where}: credentials.${key} is required for ${spec.provider}`);
+      if (!ref) {
+        if (provider.credentialKeys.includes(key)) throw new ConfigError(`${where}: credentials.${key} is required for ${spec.provider}`);
+        continue;
+      }
       const variable = ENV_REF.exec(ref)![1]!;
       const value = env[variable];
       if (!value) throw new ConfigError(`${variable}: not set (credentials.${key} of account ${spec.name})`);
       credentials[key] = value;
     }
-    return { ...spec, baseUrl: spec.baseUrl ?? provider.defaultBaseUrl, credentials };
+    let options = spec.options;
+    if (provider.optionsSchema) {
+      const parsedOptions = provider.optionsSchema.safeParse(spec.options);
+      if (!parsedOptions.success) {
+        const issue = parsedOptions.error.issues[0]!;
+        throw new ConfigError(`${where}: options.${issue.path.join('.')}: ${issue.message}`);
+      }
+      options = parsedOptions.data as Record<string, unknown>;
+    }
+    return { ...spec, options, baseUrl: spec.baseUrl ?? provider.defaultBaseUrl, credentials };
   });
   return new AccountRegistry(accounts);
 }

@@ -1,3 +1,4 @@
+import type { z } from 'zod';
 import type { Logger } from '../logger.js';
 import type { MessageStatus } from '../generated/prisma/enums.js';
 import type { Account } from '../config/accounts.js';
@@ -29,16 +30,43 @@ export interface StatusReport {
   occurredAt: Date;
 }
 
+/** A reply (mobile-originated message) from a recipient. */
+export interface InboundReply {
+  /** The handset that sent it, E.164 where the provider gives it so. */
+  from: string;
+  /** Our number or sender id that it was sent to. */
+  to: string;
+  body: string;
+  /** The provider's id of the reply itself. */
+  providerMessageId?: string;
+  /** Our message id it answers, where the provider links a reply to the original send. */
+  inReplyToMessageId?: string;
+  /** The provider's id of the message it answers, where given. */
+  inReplyToProviderMessageId?: string;
+  occurredAt: Date;
+}
+
 /** An incoming webhook request, as the adapter sees it. */
 export interface WebhookRequest {
+  method: string;
   headers: Record<string, string | string[] | undefined>;
+  /** Parsed JSON (or form fields); undefined when there was no body. */
   body: unknown;
+  /** The body exactly as received, for providers that sign it. */
+  rawBody: string;
   /** Path and query as received, for providers that sign or carry data in the URL. */
   url: string;
 }
 
 export interface WebhookResult {
   reports: StatusReport[];
+  replies: InboundReply[];
+}
+
+export interface HealthResult {
+  ok: boolean;
+  /** What the provider said, for operators. */
+  detail: string;
 }
 
 /** A provider client for one account. One small class per provider implements it. */
@@ -56,6 +84,13 @@ export interface ProviderAdapter {
    * WebhookPayloadError. The generic signed token in the URL is checked before this is called.
    */
   parseWebhook(request: WebhookRequest): WebhookResult;
+  /**
+   * Asks the provider for the current status of messages it accepted, where it offers polling.
+   * Returns the reports it could get (messages it does not know are left out).
+   */
+  pollStatus?(providerMessageIds: string[]): Promise<StatusReport[]>;
+  /** The provider's documented health check, where it has one. */
+  checkHealth?(): Promise<HealthResult>;
   /** Releases connections. */
   close(): Promise<void>;
 }
@@ -73,5 +108,12 @@ export interface ProviderDefinition {
   readonly defaultBaseUrl: string;
   /** Credential names an account of this type must supply (each read from the environment). */
   readonly credentialKeys: readonly string[];
+  /** Credential names it may supply (e.g. OAuth instead of Basic). */
+  readonly optionalCredentialKeys?: readonly string[];
+  /**
+   * Schema of the account's `options` (provider-specific settings), checked when the accounts
+   * file is loaded so a mistake is reported at boot, naming the account and the field.
+   */
+  readonly optionsSchema?: z.ZodType;
   create(context: ProviderContext): ProviderAdapter;
 }

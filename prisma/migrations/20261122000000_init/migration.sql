@@ -69,6 +69,23 @@ CREATE TABLE "delivery_event" (
 );
 
 -- CreateTable
+CREATE TABLE "inbound_message" (
+    "id" BIGSERIAL NOT NULL,
+    "account_name" TEXT NOT NULL,
+    "from_phone" TEXT NOT NULL,
+    "to_address" TEXT NOT NULL,
+    "body" TEXT NOT NULL,
+    "provider_message_id" TEXT,
+    "message_id" UUID,
+    "campaign_id" UUID,
+    "occurred_at" TIMESTAMPTZ(3) NOT NULL,
+    "received_at" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    "dedupe_key" TEXT NOT NULL,
+
+    CONSTRAINT "inbound_message_pkey" PRIMARY KEY ("id")
+);
+
+-- CreateTable
 CREATE TABLE "suppression" (
     "phone" TEXT NOT NULL,
     "reason" TEXT NOT NULL,
@@ -104,6 +121,15 @@ CREATE INDEX "delivery_event_message_id_idx" ON "delivery_event"("message_id");
 
 -- CreateIndex
 CREATE UNIQUE INDEX "delivery_event_account_name_dedupe_key_key" ON "delivery_event"("account_name", "dedupe_key");
+
+-- CreateIndex
+CREATE INDEX "inbound_message_campaign_id_idx" ON "inbound_message"("campaign_id");
+
+-- CreateIndex
+CREATE INDEX "inbound_message_from_phone_idx" ON "inbound_message"("from_phone");
+
+-- CreateIndex
+CREATE UNIQUE INDEX "inbound_message_account_name_dedupe_key_key" ON "inbound_message"("account_name", "dedupe_key");
 
 -- AddForeignKey
 ALTER TABLE "message" ADD CONSTRAINT "message_campaign_id_fkey" FOREIGN KEY ("campaign_id") REFERENCES "campaign"("id") ON DELETE CASCADE ON UPDATE CASCADE;

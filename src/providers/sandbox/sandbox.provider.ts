@@ -97,6 +97,7 @@ export class SandboxProvider implements ProviderAdapter {
     const report = parsed.data;
     const reference = report.reference ?? undefined;
     return {
+      replies: [],
       reports: [
         {
           messageId: reference && UUID.test(reference) ? reference : undefined,

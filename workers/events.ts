@@ -4,7 +4,5 @@ import { serve, stopOnSignals } from '../src/runtime/serve.js';
 
 serve({ api: false, roles: ['events'] }).then(
   (service) => stopOnSignals(service, service.context.logger),
-  (error: unknown) => {
-    process.exitCode = reportCliError(error);
-  },
+  (error: unknown) => process.exit(reportCliError(error)),
 );

@@ -104,5 +104,6 @@ export function buildProgram(): Command {
 buildProgram()
   .parseAsync(process.argv)
   .catch((error: unknown) => {
-    process.exitCode = reportCliError(error);
+    // Exit now: a command that failed half-way may still hold connections open.
+    process.exit(reportCliError(error));
   });

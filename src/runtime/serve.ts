@@ -19,11 +19,13 @@ export interface Service {
 }
 
 /** Starts the API and/or workers in this process. */
-export async function serve(options: ServeOptions, config: Config = loadConfig(), context = createContext(config)): Promise<Service> {
+export async function serve(options: ServeOptions, config: Config = loadConfig()): Promise<Service> {
+  // Check settings before opening any connection, so a mistake exits at once.
   requireWebhookSecret(config);
   if (options.api && config.apiKeys.length === 0) {
     throw new ConfigError('HERALD_API_KEYS: not set; the API needs at least one key (comma-separated, 16+ characters each)');
   }
+  const context = createContext(config);
   let app: FastifyInstance | undefined;
   let workers: RunningWorkers | undefined;
   try {

@@ -15,8 +15,10 @@ export async function recordReports(context: AppContext, accountName: string, re
   if (reports.length === 0) return 0;
   const result = await context.db.pool.query(
     `INSERT INTO delivery_event
-       (account_name, message_id, provider_message_id, provider_status, status, error_code, description, occurred_at, dedupe_key)
-     SELECT $1, * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::message_status[], $6::text[], $7::text[], $8::timestamptz[], $9::text[])
+       (account_name, message_id, provider_message_id, provider_status, status, error_code, description,
+        occurred_at, dedupe_key, received_at, retry_at)
+     SELECT $1, *, $10, $10 FROM unnest($2::uuid[], $3::text[], $4::text[], $5::message_status[], $6::text[],
+       $7::text[], $8::timestamptz[], $9::text[])
      ON CONFLICT (account_name, dedupe_key) DO NOTHING`,
     [
       accountName,
@@ -28,6 +30,7 @@ export async function recordReports(context: AppContext, accountName: string, re
       reports.map((r) => r.description?.slice(0, 500) ?? null),
       reports.map((r) => r.occurredAt),
       reports.map((r) => [r.messageId ?? '', r.providerMessageId ?? '', r.providerStatus, r.errorCode ?? ''].join('|')),
+      context.clock.now(),
     ],
   );
   return result.rowCount ?? 0;

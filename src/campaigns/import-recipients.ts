@@ -73,7 +73,8 @@ export async function importRecipients(
   }
   const needed = templateFields(campaign.template);
   const parser = input.pipe(
-    parse({ bom: true, skip_empty_lines: true, skip_records_with_error: true, info: true }),
+    // Column counts are checked below, to report them in plain words.
+    parse({ bom: true, skip_empty_lines: true, skip_records_with_error: true, relax_column_count: true, info: true }),
   );
   const report: ImportReport = {
     rows: 0,

@@ -1,0 +1,93 @@
+import { Readable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createCampaign } from '../src/campaigns/campaign-service.js';
+import { importRecipients } from '../src/campaigns/import-recipients.js';
+import { UserError } from '../src/errors.js';
+import { SANDBOX_ACCOUNT, createTestEnv, type TestEnv } from './helpers/harness.js';
+
+describe('recipient import', () => {
+  let env: TestEnv;
+  beforeAll(async () => {
+    env = await createTestEnv();
+  });
+  afterAll(() => env.close());
+
+  const newCampaign = (template = 'Hi {{first_name}}') =>
+    createCampaign(env.context, { name: 'import', account: SANDBOX_ACCOUNT, template });
+  const run = async (csv: string, template?: string, phoneColumn?: string) => {
+    const campaign = await newCampaign(template);
+    const report = await importRecipients(env.context, campaign.id, Readable.from([csv]), { phoneColumn });
+    return { campaign, report };
+  };
+  const failure = async (csv: string, template?: string): Promise<UserError> => {
+    const campaign = await newCampaign(template);
+    try {
+      await importRecipients(env.context, campaign.id, Readable.from([csv]));
+    } catch (error) {
+      expect(error).toBeInstanceOf(UserError);
+      const count = await env.query<{ n: string }>('SELECT count(*) AS n FROM message WHERE campaign_id = $1', [campaign.id]);
+      expect(Number(count[0]!.n)).toBe(0); // nothing half-imported
+      return error as UserError;
+    }
+    throw new Error('expected the import to fail');
+  };
+
+  it('imports good rows and reports each bad one with its line and reason', async () => {
+    const csv = [
+      '\ufeffMobile Number,First Name,Plan',
+      '0412 000 001,Ann,gold', // 2: ok
+      '+61412000002,Bob,silver', // 3: ok
+      '12345,Cy,gold', // 4: invalid
+      '(02) 9876 5432,Di,gold', // 5: landline
+      '0412000003,,gold', // 6: blank field the template uses
+      '0412000004,Ed', // 7: too few columns
+      '0412000001,Ann again,gold', // 8: duplicate of line 2
+      '',
+      '0412000005,Flo,bronze', // 10: ok
+    ].join('\n');
+    const { campaign, report } = await run(csv);
+    expect(report).toMatchObject({ rows: 8, accepted: 3, rejected: 4, duplicates: 1, suppressed: 0, phoneColumn: 'mobile_number' });
+    expect(report.rejections).toEqual([
+      { line: 4, reason: '"12345" is not a valid phone number' },
+      { line: 5, reason: '"(02) 9876 5432" cannot receive SMS (fixed line number)' },
+      { line: 6, reason: 'empty value for {{first_name}}, which the template uses' },
+      { line: 7, reason: 'expected 3 columns, found 2' },
+    ]);
+    const rows = await env.query<{ phone: string; fields: Record<string, string> }>(
+      'SELECT phone, fields FROM message WHERE campaign_id = $1 ORDER BY phone',
+      [campaign.id],
+    );
+    expect(rows).toEqual([
+      { phone: '+61412000001', fields: { first_name: 'Ann', plan: 'gold' } },
+      { phone: '+61412000002', fields: { first_name: 'Bob', plan: 'silver' } },
+      { phone: '+61412000005', fields: { first_name: 'Flo', plan: 'bronze' } },
+    ]);
+  });
+
+  it('skips and counts suppressed numbers, and duplicates already in the campaign', async () => {
+    await env.query(`INSERT INTO suppression (phone, reason) VALUES ('+61412000102', 'STOP reply') ON CONFLICT DO NOTHING`);
+    const campaign = await newCampaign();
+    const first = await importRecipients(env.context, campaign.id, Readable.from(['phone,first_name\n0412000101,A\n0412000102,B\n']));
+    expect(first).toMatchObject({ accepted: 1, suppressed: 1, duplicates: 0 });
+    const second = await importRecipients(env.context, campaign.id, Readable.from(['phone,first_name\n0412000101,A\n0412000103,C\n']));
+    expect(second).toMatchObject({ accepted: 1, duplicates: 1 });
+  });
+
+  it('uses the phone column it is told to', async () => {
+    const { report } = await run('home,cell,first_name\n0298765432,0412000201,Al\n', undefined, 'cell');
+    expect(report).toMatchObject({ accepted: 1, phoneColumn: 'cell' });
+  });
+
+  it('refuses files it cannot use, with a stable code and nothing imported', async () => {
+    expect((await failure('')).code).toBe('CSV_EMPTY');
+    const noPhone = await failure('name,email\nAnn,a@example.com\n');
+    expect(noPhone.code).toBe('CSV_NO_PHONE_COLUMN');
+    expect(noPhone.message).toContain('columns found: name, email');
+    const unknownField = await failure('phone,name\n0412000301,Ann\n', 'Hi {{first_name}}');
+    expect(unknownField.code).toBe('TEMPLATE_FIELD_UNKNOWN');
+    expect(unknownField.message).toBe('the template uses {{first_name}} but the file has no such column; columns found: phone, name');
+    const nothingValid = await failure('phone,first_name\nabc,Ann\n123,Bob\n');
+    expect(nothingValid.code).toBe('CSV_NO_VALID_ROWS');
+    expect(nothingValid.message).toBe('no valid rows: 2 of 2 rows were rejected; nothing was imported');
+  });
+});

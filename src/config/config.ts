@@ -25,6 +25,7 @@ export interface Config {
   unmatchedReportTtlMs: number;
   shutdownTimeoutMs: number;
   jobLockMs: number;
+  accountPauseMs: number;
 }
 
 export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
@@ -63,6 +64,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     unmatchedReportTtlMs: env.HERALD_UNMATCHED_REPORT_TTL_MS,
     shutdownTimeoutMs: env.HERALD_SHUTDOWN_TIMEOUT_MS,
     jobLockMs: env.HERALD_JOB_LOCK_MS,
+    accountPauseMs: env.HERALD_ACCOUNT_PAUSE_MS,
   };
 }
 

@@ -61,6 +61,8 @@ const envSchema = z.object({
    * to another worker; its claim in Postgres decides what the re-run may do.
    */
   HERALD_JOB_LOCK_MS: positiveInt.min(1000).default(30_000),
+  /** How long an account's sending pauses when the provider refuses the account as a whole. */
+  HERALD_ACCOUNT_PAUSE_MS: positiveInt.default(60_000),
   /** How long a stopping worker waits for in-flight sends before it exits. */
   HERALD_SHUTDOWN_TIMEOUT_MS: positiveInt.default(30_000),
 });

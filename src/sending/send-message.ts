@@ -13,6 +13,7 @@ import {
   releaseMessage,
   type ClaimedMessage,
 } from './message-status.js';
+import { recordAccountPause } from './account-state.js';
 import type { SendBatcher } from './send-batcher.js';
 
 /** What a send job did; the job's return value, for logs and tests. */
@@ -24,9 +25,6 @@ export type SendJobResult =
   | 'already-done'
   | 'not-running'
   | 'missing';
-
-/** How long an account waits after the provider refuses it as a whole (credentials, credit). */
-const ACCOUNT_BACKOFF_MS = 60_000;
 
 /**
  * One send job: claim the message in Postgres, render it, hand it to the provider (through the
@@ -108,9 +106,18 @@ async function handleFailure(
     case 'rate-limited':
     case 'account': {
       await releaseMessage(pool, messageId, now);
-      const wait = error instanceof RateLimitedError ? error.retryAfterMs : ACCOUNT_BACKOFF_MS;
-      if (error.kind === 'account') log.error({ err: error }, 'provider refused the account; sending paused for a minute');
-      else log.warn({ waitMs: wait }, 'provider rate limit; account queue waits');
+      const wait = error instanceof RateLimitedError ? error.retryAfterMs : context.config.accountPauseMs;
+      if (error.kind === 'account') {
+        log.error({ err: error }, 'provider refused the account; its sending is paused');
+        await recordAccountPause(context.redis, context.config.queuePrefix, account.name, {
+          code: error.code,
+          message: error.message,
+          at: now.toISOString(),
+          until: new Date(now.getTime() + wait).toISOString(),
+        });
+      } else {
+        log.warn({ waitMs: wait }, 'provider rate limit; account queue waits');
+      }
       await context.queues.send(account.name).rateLimit(wait);
       throw Worker.RateLimitError();
     }

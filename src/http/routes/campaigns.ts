@@ -4,6 +4,7 @@ import { createCampaign, getCampaign, startCampaign, type CreateCampaignInput } 
 import { getCampaignReport, getCampaignStats } from '../../campaigns/campaign-stats.js';
 import { importRecipients } from '../../campaigns/import-recipients.js';
 import { UserError } from '../../errors.js';
+import { readAccountPauses } from '../../sending/account-state.js';
 import type { AppContext } from '../../runtime/context.js';
 import { apiKeyAuth } from '../api-auth.js';
 
@@ -16,7 +17,10 @@ export async function campaignRoutes(app: FastifyInstance, { context }: { contex
   // A CSV upload is streamed straight into the importer, never buffered whole.
   app.addContentTypeParser(['text/csv', 'application/csv'], (_request, payload, done) => done(null, payload));
 
-  app.get('/accounts', async () => ({ accounts: context.config.accounts.describe() }));
+  app.get('/accounts', async () => {
+    const pauses = await readAccountPauses(context.redis, context.config.queuePrefix, context.clock.now());
+    return { accounts: context.config.accounts.describe().map((a) => ({ ...a, paused: pauses[a.name] ?? null })) };
+  });
 
   app.post<{ Body: CreateCampaignInput }>('/campaigns', async (request, reply) => {
     if (typeof request.body !== 'object' || request.body === null) {

@@ -4,7 +4,14 @@ import { createCampaign, startCampaign } from '../src/campaigns/campaign-service
 import { getCampaignStats } from '../src/campaigns/campaign-stats.js';
 import { importRecipients } from '../src/campaigns/import-recipients.js';
 import { sandboxOutcome } from '../src/providers/sandbox/outcomes.js';
-import { SANDBOX_ACCOUNT, countersAndTruth, createTestEnv, recipientsCsv, waitFor, type TestEnv } from './helpers/harness.js';
+import {
+  SANDBOX_ACCOUNT,
+  countersAndTruth,
+  createTestEnv,
+  recipientsCsv,
+  waitFor,
+  type TestEnv,
+} from './helpers/harness.js';
 
 const EXPECTED_STATUS = {
   delivered: 'DELIVERED',
@@ -29,14 +36,19 @@ describe('a campaign end to end through two worker sets', () => {
       account: SANDBOX_ACCOUNT,
       template: 'Hello {{first_name}}',
     });
-    const report = await importRecipients(context, campaign.id, Readable.from([recipientsCsv(1000)]));
+    const report = await importRecipients(
+      context,
+      campaign.id,
+      Readable.from([recipientsCsv(1000)]),
+    );
     expect(report).toMatchObject({ rows: 1000, accepted: 1000, rejected: 0 });
 
     // Two independent sets of workers, each with its own Redis and Postgres connections.
     const completedBySet = [0, 0];
     for (const set of [0, 1]) {
       const workers = await env.startWorkerSet();
-      for (const worker of workers.bullWorkers) worker.on('completed', () => (completedBySet[set]! += 1));
+      for (const worker of workers.bullWorkers)
+        worker.on('completed', () => (completedBySet[set]! += 1));
     }
     await startCampaign(context, campaign.id);
 
@@ -49,10 +61,14 @@ describe('a campaign end to end through two worker sets', () => {
     expect(stats.delivered + stats.failed).toBe(1000);
 
     // Every recipient reached the provider exactly once.
-    const messages = await env.query<{ id: string; phone: string; status: string; provider_message_id: string | null }>(
-      'SELECT id, phone, status, provider_message_id FROM message WHERE campaign_id = $1',
-      [campaign.id],
-    );
+    const messages = await env.query<{
+      id: string;
+      phone: string;
+      status: string;
+      provider_message_id: string | null;
+    }>('SELECT id, phone, status, provider_message_id FROM message WHERE campaign_id = $1', [
+      campaign.id,
+    ]);
     expect(messages).toHaveLength(1000);
     for (const m of messages) expect(env.sandbox.receivedByReference.get(m.id)).toBe(1);
     expect(env.sandbox.receivedByReference.size).toBe(1000);

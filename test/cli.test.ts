@@ -37,13 +37,26 @@ describe('the herald command', () => {
   it('creates a campaign from a CSV, reports bad rows by line, and shows status and report', async () => {
     const csv = await tempFile('ok.csv', `${recipientsCsv(3).trim()}\nnot-a-number,Zed\n`);
     const created = await runHerald(
-      ['campaign', 'create', '--name', 'cli', '--account', SANDBOX_ACCOUNT, '--message', 'Hi {{first_name}}', '--csv', csv],
+      [
+        'campaign',
+        'create',
+        '--name',
+        'cli',
+        '--account',
+        SANDBOX_ACCOUNT,
+        '--message',
+        'Hi {{first_name}}',
+        '--csv',
+        csv,
+      ],
       cliEnv,
     );
     expect(created.stderr).toBe('');
     expect(created.code).toBe(0);
     const id = /Created campaign ([0-9a-f-]{36})/.exec(created.stdout)![1]!;
-    expect(created.stdout).toContain('4 rows (phone column "phone"): 3 accepted, 1 rejected, 0 duplicates, 0 suppressed');
+    expect(created.stdout).toContain(
+      '4 rows (phone column "phone"): 3 accepted, 1 rejected, 0 duplicates, 0 suppressed',
+    );
     expect(created.stdout).toContain('line 5: "not-a-number" is not a valid phone number');
 
     const status = await runHerald(['campaign', 'status', id], cliEnv);
@@ -53,14 +66,28 @@ describe('the herald command', () => {
   });
 
   it('names the configured accounts for an unknown one', async () => {
-    const result = await runHerald(['campaign', 'create', '--name', 'x', '--account', 'nope', '--message', 'hi'], cliEnv);
+    const result = await runHerald(
+      ['campaign', 'create', '--name', 'x', '--account', 'nope', '--message', 'hi'],
+      cliEnv,
+    );
     expectUserError(result, `unknown account "nope"; configured accounts: ${SANDBOX_ACCOUNT}`);
   });
 
   it('names the columns it found when the CSV has no phone column', async () => {
     const csv = await tempFile('nophone.csv', 'Name,Email\nAnn,ann@example.com\n');
     const result = await runHerald(
-      ['campaign', 'create', '--name', 'x', '--account', SANDBOX_ACCOUNT, '--message', 'hi', '--csv', csv],
+      [
+        'campaign',
+        'create',
+        '--name',
+        'x',
+        '--account',
+        SANDBOX_ACCOUNT,
+        '--message',
+        'hi',
+        '--csv',
+        csv,
+      ],
       cliEnv,
     );
     expect(result.code).toBe(2);
@@ -70,7 +97,10 @@ describe('the herald command', () => {
   });
 
   it('names the setting that is missing or invalid', async () => {
-    expectUserError(await runHerald(['accounts'], { ...cliEnv, REDIS_URL: 'localhost:6379' }), 'REDIS_URL: must be a redis:// or rediss:// URL');
+    expectUserError(
+      await runHerald(['accounts'], { ...cliEnv, REDIS_URL: 'localhost:6379' }),
+      'REDIS_URL: must be a redis:// or rediss:// URL',
+    );
     const noSecret = await runHerald(['worker'], { ...cliEnv, HERALD_WEBHOOK_SECRET: '' });
     expect(noSecret.code).toBe(2);
     expect(noSecret.stderr).toMatch(/^herald: HERALD_WEBHOOK_SECRET: not set;/);

@@ -50,30 +50,54 @@ describe('configuration', () => {
 
   it('reads accounts from the file with secrets from the environment', async () => {
     const file = await accountsFile({
-      accounts: [{ name: 'promo', provider: 'sandbox', credentials: { apiKey: 'env:PROMO_KEY' }, rate: 20, sender: 'Shop' }],
+      accounts: [
+        {
+          name: 'promo',
+          provider: 'sandbox',
+          credentials: { apiKey: 'env:PROMO_KEY' },
+          rate: 20,
+          sender: 'Shop',
+        },
+      ],
     });
     const config = loadConfig({ HERALD_ACCOUNTS_FILE: file, PROMO_KEY: 'k-123' });
     const account = config.accounts.get('promo');
-    expect(account).toMatchObject({ provider: 'sandbox', rate: 20, concurrency: 10, baseUrl: 'http://127.0.0.1:4010', deliveryPolicy: 'at-most-once' });
+    expect(account).toMatchObject({
+      provider: 'sandbox',
+      rate: 20,
+      concurrency: 10,
+      baseUrl: 'http://127.0.0.1:4010',
+      deliveryPolicy: 'at-most-once',
+    });
     expect(account.credentials).toEqual({ apiKey: 'k-123' });
     expect(JSON.stringify(config.accounts.describe())).not.toContain('k-123');
   });
 
   it('refuses a missing secret, a literal secret, an unknown provider and a missing file', async () => {
     const base = { name: 'promo', provider: 'sandbox', rate: 20 };
-    const missing = await accountsFile({ accounts: [{ ...base, credentials: { apiKey: 'env:PROMO_KEY' } }] });
+    const missing = await accountsFile({
+      accounts: [{ ...base, credentials: { apiKey: 'env:PROMO_KEY' } }],
+    });
     expect(errorOf(() => loadConfig({ HERALD_ACCOUNTS_FILE: missing })).message).toBe(
       'PROMO_KEY: not set (credentials.apiKey of account promo)',
     );
-    const literal = await accountsFile({ accounts: [{ ...base, credentials: { apiKey: 'hunter2' } }] });
+    const literal = await accountsFile({
+      accounts: [{ ...base, credentials: { apiKey: 'hunter2' } }],
+    });
     expect(errorOf(() => loadConfig({ HERALD_ACCOUNTS_FILE: literal })).message).toContain(
       'accounts.0.credentials.apiKey: must be "env:VARIABLE_NAME"',
     );
     const unknown = await accountsFile({ accounts: [{ ...base, provider: 'carrier-pigeon' }] });
-    expect(errorOf(() => loadConfig({ HERALD_ACCOUNTS_FILE: unknown })).message).toContain('unknown provider "carrier-pigeon"; known: sandbox');
-    expect(errorOf(() => loadConfig({ HERALD_ACCOUNTS_FILE: join(dir, 'nope.json') })).message).toContain('file not found');
+    expect(errorOf(() => loadConfig({ HERALD_ACCOUNTS_FILE: unknown })).message).toContain(
+      'unknown provider "carrier-pigeon"; known: sandbox',
+    );
+    expect(
+      errorOf(() => loadConfig({ HERALD_ACCOUNTS_FILE: join(dir, 'nope.json') })).message,
+    ).toContain('file not found');
     const broken = await accountsFile('{ not json');
-    expect(errorOf(() => loadConfig({ HERALD_ACCOUNTS_FILE: broken })).message).toMatch(/^HERALD_ACCOUNTS_FILE: cannot read/);
+    expect(errorOf(() => loadConfig({ HERALD_ACCOUNTS_FILE: broken })).message).toMatch(
+      /^HERALD_ACCOUNTS_FILE: cannot read/,
+    );
   });
 
   it('an unknown account lists the configured ones', () => {

@@ -6,7 +6,13 @@ import { importRecipients } from '../src/campaigns/import-recipients.js';
 import { foldReports } from '../src/events/fold-reports.js';
 import { webhookUrl } from '../src/providers/webhook-url.js';
 import { claimMessage, markSent } from '../src/sending/message-status.js';
-import { SANDBOX_ACCOUNT, countersAndTruth, createTestEnv, recipientsCsv, type TestEnv } from './helpers/harness.js';
+import {
+  SANDBOX_ACCOUNT,
+  countersAndTruth,
+  createTestEnv,
+  recipientsCsv,
+  type TestEnv,
+} from './helpers/harness.js';
 
 describe('delivery reports: webhooks and folding', () => {
   const clock = new ManualClock(new Date());
@@ -16,7 +22,11 @@ describe('delivery reports: webhooks and folding', () => {
   let messages: Array<{ id: string; phone: string }>;
 
   const post = (body: unknown, target = url) =>
-    fetch(target, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    fetch(target, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
   const report = (id: string | undefined, providerId: string, status: string) => ({
     id: providerId,
     reference: id,
@@ -25,8 +35,10 @@ describe('delivery reports: webhooks and folding', () => {
     timestamp: clock.now().toISOString(),
   });
   const statusOf = async (id: string) =>
-    (await env.query<{ status: string }>('SELECT status FROM message WHERE id = $1', [id]))[0]!.status;
-  const eventCount = async () => Number((await env.query<{ n: string }>('SELECT count(*) AS n FROM delivery_event'))[0]!.n);
+    (await env.query<{ status: string }>('SELECT status FROM message WHERE id = $1', [id]))[0]!
+      .status;
+  const eventCount = async () =>
+    Number((await env.query<{ n: string }>('SELECT count(*) AS n FROM delivery_event'))[0]!.n);
 
   beforeAll(async () => {
     env = await createTestEnv({ clock, env: { HERALD_UNMATCHED_REPORT_TTL_MS: '60000' } });
@@ -37,11 +49,18 @@ describe('delivery reports: webhooks and folding', () => {
   beforeEach(async () => {
     clock.set(new Date());
     await env.query('DELETE FROM delivery_event');
-    const campaign = await createCampaign(env.context, { name: 'reports', account: SANDBOX_ACCOUNT, template: 'Hi' });
+    const campaign = await createCampaign(env.context, {
+      name: 'reports',
+      account: SANDBOX_ACCOUNT,
+      template: 'Hi',
+    });
     campaignId = campaign.id;
     await importRecipients(env.context, campaignId, Readable.from([recipientsCsv(3)]));
     await env.query(`UPDATE campaign SET status = 'RUNNING' WHERE id = $1`, [campaignId]);
-    messages = await env.query('SELECT id, phone FROM message WHERE campaign_id = $1 ORDER BY phone', [campaignId]);
+    messages = await env.query(
+      'SELECT id, phone FROM message WHERE campaign_id = $1 ORDER BY phone',
+      [campaignId],
+    );
   });
 
   /** Puts a message where a worker leaves it after the provider accepted it. */
@@ -52,10 +71,18 @@ describe('delivery reports: webhooks and folding', () => {
 
   it('refuses a forged callback with 401 and stores nothing', async () => {
     const before = await eventCount();
-    const forged = await post(report(messages[0]!.id, 'p-1', 'delivered'), url.replace(/[^/]+$/, 'not-the-token'));
+    const forged = await post(
+      report(messages[0]!.id, 'p-1', 'delivered'),
+      url.replace(/[^/]+$/, 'not-the-token'),
+    );
     expect(forged.status).toBe(401);
-    expect(await forged.json()).toEqual({ error: { code: 'WEBHOOK_UNAUTHORIZED', message: 'invalid webhook token' } });
-    const otherAccount = await post(report(messages[0]!.id, 'p-1', 'delivered'), url.replace(`/${SANDBOX_ACCOUNT}/`, '/other/'));
+    expect(await forged.json()).toEqual({
+      error: { code: 'WEBHOOK_UNAUTHORIZED', message: 'invalid webhook token' },
+    });
+    const otherAccount = await post(
+      report(messages[0]!.id, 'p-1', 'delivered'),
+      url.replace(`/${SANDBOX_ACCOUNT}/`, '/other/'),
+    );
     expect(otherAccount.status).toBe(401);
     expect(await eventCount()).toBe(before);
   });
@@ -64,8 +91,14 @@ describe('delivery reports: webhooks and folding', () => {
     const before = await eventCount();
     const response = await post({ hello: 'world' });
     expect(response.status).toBe(400);
-    expect(((await response.json()) as { error: { code: string } }).error.code).toBe('WEBHOOK_PAYLOAD_INVALID');
-    const notJson = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{nope' });
+    expect(((await response.json()) as { error: { code: string } }).error.code).toBe(
+      'WEBHOOK_PAYLOAD_INVALID',
+    );
+    const notJson = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{nope',
+    });
     expect(notJson.status).toBe(400);
     expect(await eventCount()).toBe(before);
   });
@@ -74,7 +107,8 @@ describe('delivery reports: webhooks and folding', () => {
     const message = messages[0]!;
     await sendOne(message.id, 'p-dup');
     const before = await eventCount();
-    for (let i = 0; i < 3; i++) expect((await post(report(message.id, 'p-dup', 'delivered'))).status).toBe(204);
+    for (let i = 0; i < 3; i++)
+      expect((await post(report(message.id, 'p-dup', 'delivered'))).status).toBe(204);
     expect(await eventCount()).toBe(before + 1);
     const folded = await foldReports(env.context);
     expect(folded).toMatchObject({ applied: 1, stale: 0 });
@@ -130,7 +164,9 @@ describe('delivery reports: webhooks and folding', () => {
     clock.advance(61_000);
     const folded = await foldReports(env.context);
     expect(folded.expired).toBeGreaterThanOrEqual(1);
-    const [row] = await env.query<{ outcome: string }>(`SELECT outcome FROM delivery_event WHERE provider_message_id = 'p-nobody'`);
+    const [row] = await env.query<{ outcome: string }>(
+      `SELECT outcome FROM delivery_event WHERE provider_message_id = 'p-nobody'`,
+    );
     expect(row!.outcome).toBe('EXPIRED_UNMATCHED');
   });
 });

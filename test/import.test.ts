@@ -16,7 +16,9 @@ describe('recipient import', () => {
     createCampaign(env.context, { name: 'import', account: SANDBOX_ACCOUNT, template });
   const run = async (csv: string, template?: string, phoneColumn?: string) => {
     const campaign = await newCampaign(template);
-    const report = await importRecipients(env.context, campaign.id, Readable.from([csv]), { phoneColumn });
+    const report = await importRecipients(env.context, campaign.id, Readable.from([csv]), {
+      phoneColumn,
+    });
     return { campaign, report };
   };
   const failure = async (csv: string, template?: string): Promise<UserError> => {
@@ -25,7 +27,10 @@ describe('recipient import', () => {
       await importRecipients(env.context, campaign.id, Readable.from([csv]));
     } catch (error) {
       expect(error).toBeInstanceOf(UserError);
-      const count = await env.query<{ n: string }>('SELECT count(*) AS n FROM message WHERE campaign_id = $1', [campaign.id]);
+      const count = await env.query<{ n: string }>(
+        'SELECT count(*) AS n FROM message WHERE campaign_id = $1',
+        [campaign.id],
+      );
       expect(Number(count[0]!.n)).toBe(0); // nothing half-imported
       return error as UserError;
     }
@@ -46,7 +51,14 @@ describe('recipient import', () => {
       '0412000005,Flo,bronze', // 10: ok
     ].join('\n');
     const { campaign, report } = await run(csv);
-    expect(report).toMatchObject({ rows: 8, accepted: 3, rejected: 4, duplicates: 1, suppressed: 0, phoneColumn: 'mobile_number' });
+    expect(report).toMatchObject({
+      rows: 8,
+      accepted: 3,
+      rejected: 4,
+      duplicates: 1,
+      suppressed: 0,
+      phoneColumn: 'mobile_number',
+    });
     expect(report.rejections).toEqual([
       { line: 4, reason: '"12345" is not a valid phone number' },
       { line: 5, reason: '"(02) 9876 5432" cannot receive SMS (fixed line number)' },
@@ -65,16 +77,30 @@ describe('recipient import', () => {
   });
 
   it('skips and counts suppressed numbers, and duplicates already in the campaign', async () => {
-    await env.query(`INSERT INTO suppression (phone, reason) VALUES ('+61412000102', 'STOP reply') ON CONFLICT DO NOTHING`);
+    await env.query(
+      `INSERT INTO suppression (phone, reason) VALUES ('+61412000102', 'STOP reply') ON CONFLICT DO NOTHING`,
+    );
     const campaign = await newCampaign();
-    const first = await importRecipients(env.context, campaign.id, Readable.from(['phone,first_name\n0412000101,A\n0412000102,B\n']));
+    const first = await importRecipients(
+      env.context,
+      campaign.id,
+      Readable.from(['phone,first_name\n0412000101,A\n0412000102,B\n']),
+    );
     expect(first).toMatchObject({ accepted: 1, suppressed: 1, duplicates: 0 });
-    const second = await importRecipients(env.context, campaign.id, Readable.from(['phone,first_name\n0412000101,A\n0412000103,C\n']));
+    const second = await importRecipients(
+      env.context,
+      campaign.id,
+      Readable.from(['phone,first_name\n0412000101,A\n0412000103,C\n']),
+    );
     expect(second).toMatchObject({ accepted: 1, duplicates: 1 });
   });
 
   it('uses the phone column it is told to', async () => {
-    const { report } = await run('home,cell,first_name\n0298765432,0412000201,Al\n', undefined, 'cell');
+    const { report } = await run(
+      'home,cell,first_name\n0298765432,0412000201,Al\n',
+      undefined,
+      'cell',
+    );
     expect(report).toMatchObject({ accepted: 1, phoneColumn: 'cell' });
   });
 
@@ -85,9 +111,13 @@ describe('recipient import', () => {
     expect(noPhone.message).toContain('columns found: name, email');
     const unknownField = await failure('phone,name\n0412000301,Ann\n', 'Hi {{first_name}}');
     expect(unknownField.code).toBe('TEMPLATE_FIELD_UNKNOWN');
-    expect(unknownField.message).toBe('the template uses {{first_name}} but the file has no such column; columns found: phone, name');
+    expect(unknownField.message).toBe(
+      'the template uses {{first_name}} but the file has no such column; columns found: phone, name',
+    );
     const nothingValid = await failure('phone,first_name\nabc,Ann\n123,Bob\n');
     expect(nothingValid.code).toBe('CSV_NO_VALID_ROWS');
-    expect(nothingValid.message).toBe('no valid rows: 2 of 2 rows were rejected; nothing was imported');
+    expect(nothingValid.message).toBe(
+      'no valid rows: 2 of 2 rows were rejected; nothing was imported',
+    );
   });
 });

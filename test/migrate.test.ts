@@ -11,11 +11,15 @@ describe('migrate', () => {
     const url = databaseUrl(name);
     const first = await migrate(url);
     expect(first.created).toBe(true);
-    expect(first.output).toMatch(/migrations? (have been )?(successfully )?applied|All migrations have been successfully applied/i);
+    expect(first.output).toMatch(
+      /migrations? (have been )?(successfully )?applied|All migrations have been successfully applied/i,
+    );
 
     const db = createDatabase(url);
     try {
-      const campaign = await db.prisma.campaign.create({ data: { name: 'm', accountName: 'a', template: 'hi' } });
+      const campaign = await db.prisma.campaign.create({
+        data: { name: 'm', accountName: 'a', template: 'hi' },
+      });
       await db.prisma.message.createMany({
         data: [
           { campaignId: campaign.id, phone: '+61412000001' },
@@ -23,7 +27,10 @@ describe('migrate', () => {
         ],
       });
       // The counter triggers from the hand-written part of the migration are in place.
-      const counters = await db.prisma.campaignCounter.aggregate({ _sum: { count: true }, where: { campaignId: campaign.id } });
+      const counters = await db.prisma.campaignCounter.aggregate({
+        _sum: { count: true },
+        where: { campaignId: campaign.id },
+      });
       expect(counters._sum.count).toBe(2);
     } finally {
       await db.close();

@@ -4,7 +4,14 @@ import { createCampaign, startCampaign } from '../src/campaigns/campaign-service
 import { getCampaignStats } from '../src/campaigns/campaign-stats.js';
 import { importRecipients } from '../src/campaigns/import-recipients.js';
 import { readAccountPauses } from '../src/sending/account-state.js';
-import { SANDBOX_ACCOUNT, countersAndTruth, createTestEnv, recipientsCsv, waitFor, type TestEnv } from './helpers/harness.js';
+import {
+  SANDBOX_ACCOUNT,
+  countersAndTruth,
+  createTestEnv,
+  recipientsCsv,
+  waitFor,
+  type TestEnv,
+} from './helpers/harness.js';
 
 describe('what the send worker does with each kind of provider answer', () => {
   let env: TestEnv;
@@ -17,10 +24,18 @@ describe('what the send worker does with each kind of provider answer', () => {
 
   /** Runs a campaign of `count` fresh numbers to completion; `beforeStart` may prepare the sandbox. */
   async function runCampaign(count: number, beforeStart?: (ids: string[]) => Promise<void>) {
-    const campaign = await createCampaign(env.context, { name: 'outcomes', account: SANDBOX_ACCOUNT, template: 'Hi {{first_name}}' });
+    const campaign = await createCampaign(env.context, {
+      name: 'outcomes',
+      account: SANDBOX_ACCOUNT,
+      template: 'Hi {{first_name}}',
+    });
     await importRecipients(env.context, campaign.id, Readable.from([recipientsCsv(count, offset)]));
     offset += count;
-    const ids = (await env.query<{ id: string }>('SELECT id FROM message WHERE campaign_id = $1', [campaign.id])).map((r) => r.id);
+    const ids = (
+      await env.query<{ id: string }>('SELECT id FROM message WHERE campaign_id = $1', [
+        campaign.id,
+      ])
+    ).map((r) => r.id);
     await beforeStart?.(ids);
     await startCampaign(env.context, campaign.id);
     const stats = await waitFor(async () => {
@@ -40,7 +55,10 @@ describe('what the send worker does with each kind of provider answer', () => {
       );
     });
     expect(stats.counts.SUPPRESSED).toBe(2);
-    const suppressed = await env.query<{ id: string }>(`SELECT id FROM message WHERE id = ANY($1) AND status = 'SUPPRESSED'`, [ids]);
+    const suppressed = await env.query<{ id: string }>(
+      `SELECT id FROM message WHERE id = ANY($1) AND status = 'SUPPRESSED'`,
+      [ids],
+    );
     for (const { id } of suppressed) expect(env.sandbox.receivedByReference.has(id)).toBe(false);
   });
 
@@ -60,14 +78,27 @@ describe('what the send worker does with each kind of provider answer', () => {
     const { stats } = await runCampaign(10, async () => env.sandbox.failNext(1, 401));
     expect(stats.delivered + stats.failed).toBe(10);
     // The pause was recorded with the provider's reason (it has expired by now).
-    const raw = await env.context.redis.hget(`${env.config.queuePrefix}:account-pauses`, SANDBOX_ACCOUNT);
+    const raw = await env.context.redis.hget(
+      `${env.config.queuePrefix}:account-pauses`,
+      SANDBOX_ACCOUNT,
+    );
     expect(JSON.parse(raw!)).toMatchObject({ code: 'INJECTED', message: 'injected failure' });
-    expect(await readAccountPauses(env.context.redis, env.config.queuePrefix, new Date(Date.now() + 5000))).toEqual({});
+    expect(
+      await readAccountPauses(
+        env.context.redis,
+        env.config.queuePrefix,
+        new Date(Date.now() + 5000),
+      ),
+    ).toEqual({});
   });
 
   it('fails a message the provider rejects, with its reason, and does not retry it', async () => {
     // The sandbox rejects a body over 1600 characters per message.
-    const campaign = await createCampaign(env.context, { name: 'too long', account: SANDBOX_ACCOUNT, template: `{{first_name}} ${'x'.repeat(1700)}` });
+    const campaign = await createCampaign(env.context, {
+      name: 'too long',
+      account: SANDBOX_ACCOUNT,
+      template: `{{first_name}} ${'x'.repeat(1700)}`,
+    });
     await importRecipients(env.context, campaign.id, Readable.from([recipientsCsv(2, offset)]));
     offset += 2;
     await startCampaign(env.context, campaign.id);
@@ -76,7 +107,10 @@ describe('what the send worker does with each kind of provider answer', () => {
       return s.campaign.status === 'COMPLETED' ? s : undefined;
     }, 'the campaign to complete');
     expect(stats.counts.REJECTED).toBe(2);
-    const rows = await env.query<{ error_code: string; attempts: number }>('SELECT error_code, attempts FROM message WHERE campaign_id = $1', [campaign.id]);
+    const rows = await env.query<{ error_code: string; attempts: number }>(
+      'SELECT error_code, attempts FROM message WHERE campaign_id = $1',
+      [campaign.id],
+    );
     expect(rows).toEqual([
       { error_code: 'INVALID_BODY', attempts: 1 },
       { error_code: 'INVALID_BODY', attempts: 1 },

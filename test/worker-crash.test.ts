@@ -5,7 +5,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCampaign, startCampaign } from '../src/campaigns/campaign-service.js';
 import { getCampaignStats } from '../src/campaigns/campaign-stats.js';
 import { importRecipients } from '../src/campaigns/import-recipients.js';
-import { SANDBOX_ACCOUNT, countersAndTruth, createTestEnv, recipientsCsv, waitFor, type TestEnv } from './helpers/harness.js';
+import {
+  SANDBOX_ACCOUNT,
+  countersAndTruth,
+  createTestEnv,
+  recipientsCsv,
+  waitFor,
+  type TestEnv,
+} from './helpers/harness.js';
 import { spawnHerald, writeAccountsFile } from './helpers/worker-process.js';
 
 describe('worker processes stopped hard mid-campaign', () => {
@@ -16,7 +23,10 @@ describe('worker processes stopped hard mid-campaign', () => {
   beforeAll(async () => {
     // Slow enough that sends are in flight when a worker is killed, and reports late enough that
     // a re-run job meets its interrupted send before the report resolves it.
-    env = await createTestEnv({ sandbox: { latencyMs: 40, reportDelayMs: 3000 }, account: { rate: 250 } });
+    env = await createTestEnv({
+      sandbox: { latencyMs: 40, reportDelayMs: 3000 },
+      account: { rate: 250 },
+    });
     accountsFile = await writeAccountsFile(env);
   });
   afterAll(async () => {
@@ -37,7 +47,11 @@ describe('worker processes stopped hard mid-campaign', () => {
 
   it('loses nothing and sends nothing twice; interrupted sends are counted UNKNOWN', async () => {
     const { context } = env;
-    const campaign = await createCampaign(context, { name: 'crash', account: SANDBOX_ACCOUNT, template: 'Hi {{first_name}}' });
+    const campaign = await createCampaign(context, {
+      name: 'crash',
+      account: SANDBOX_ACCOUNT,
+      template: 'Hi {{first_name}}',
+    });
     await importRecipients(context, campaign.id, Readable.from([recipientsCsv(1000)]));
     const processed = async () => (await getCampaignStats(context, campaign.id)).processed;
 
@@ -46,16 +60,23 @@ describe('worker processes stopped hard mid-campaign', () => {
     await startCampaign(context, campaign.id);
 
     for (const threshold of [150, 450]) {
-      await waitFor(async () => ((await processed()) >= threshold ? true : undefined), `${threshold} messages processed`);
+      await waitFor(
+        async () => ((await processed()) >= threshold ? true : undefined),
+        `${threshold} messages processed`,
+      );
       victim.kill('SIGKILL');
       await once(victim, 'exit');
       victim = startWorker();
     }
 
-    const stats = await waitFor(async () => {
-      const s = await getCampaignStats(context, campaign.id);
-      return s.campaign.status === 'COMPLETED' && s.awaitingReport === 0 ? s : undefined;
-    }, 'the campaign to complete after the crashes', 90_000);
+    const stats = await waitFor(
+      async () => {
+        const s = await getCampaignStats(context, campaign.id);
+        return s.campaign.status === 'COMPLETED' && s.awaitingReport === 0 ? s : undefined;
+      },
+      'the campaign to complete after the crashes',
+      90_000,
+    );
 
     // Nothing lost: every message reached an outcome.
     expect(stats.remaining).toBe(0);

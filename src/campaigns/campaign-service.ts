@@ -18,17 +18,28 @@ export const createCampaignInput = z.strictObject({
 });
 export type CreateCampaignInput = z.input<typeof createCampaignInput>;
 
-export async function createCampaign(context: AppContext, input: CreateCampaignInput): Promise<Campaign> {
+export async function createCampaign(
+  context: AppContext,
+  input: CreateCampaignInput,
+): Promise<Campaign> {
   const parsed = createCampaignInput.safeParse(input);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    throw new UserError('VALIDATION_FAILED', `${issue.path.join('.') || 'input'}: ${issue.message}`);
+    throw new UserError(
+      'VALIDATION_FAILED',
+      `${issue.path.join('.') || 'input'}: ${issue.message}`,
+    );
   }
   const data = parsed.data;
   context.config.accounts.get(data.account); // unknown account → error listing the configured ones
   templateFields(data.template); // malformed placeholder → TEMPLATE_INVALID
   return context.db.prisma.campaign.create({
-    data: { name: data.name, accountName: data.account, template: data.template, defaultRegion: data.defaultRegion },
+    data: {
+      name: data.name,
+      accountName: data.account,
+      template: data.template,
+      defaultRegion: data.defaultRegion,
+    },
   });
 }
 
@@ -48,17 +59,27 @@ export async function startCampaign(context: AppContext, id: string): Promise<Ca
   const campaign = await getCampaign(context, id);
   context.config.accounts.get(campaign.accountName);
   if (campaign.status !== 'DRAFT') {
-    throw new ConflictError('CAMPAIGN_NOT_STARTABLE', `campaign ${id} is ${campaign.status}; only a DRAFT campaign can be started`);
+    throw new ConflictError(
+      'CAMPAIGN_NOT_STARTABLE',
+      `campaign ${id} is ${campaign.status}; only a DRAFT campaign can be started`,
+    );
   }
   const recipients = await context.db.prisma.message.count({ where: { campaignId: id } });
   if (recipients === 0) {
-    throw new ConflictError('CAMPAIGN_EMPTY', `campaign ${id} has no recipients; import a list first`);
+    throw new ConflictError(
+      'CAMPAIGN_EMPTY',
+      `campaign ${id} has no recipients; import a list first`,
+    );
   }
   const updated = await context.db.prisma.campaign.updateMany({
     where: { id, status: 'DRAFT' },
     data: { status: 'RUNNING', startedAt: context.clock.now() },
   });
-  if (updated.count === 0) throw new ConflictError('CAMPAIGN_NOT_STARTABLE', `campaign ${id} was started or changed meanwhile`);
+  if (updated.count === 0)
+    throw new ConflictError(
+      'CAMPAIGN_NOT_STARTABLE',
+      `campaign ${id} was started or changed meanwhile`,
+    );
   await enqueuePlan(context, id);
   context.logger.info({ campaignId: id, recipients }, 'campaign started');
   return getCampaign(context, id);

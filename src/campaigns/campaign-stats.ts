@@ -29,13 +29,19 @@ export interface CampaignStats {
 }
 
 /** Live numbers from the trigger-maintained counters: cheap enough to poll every second. */
-export async function getCampaignStats(context: AppContext, campaignId: string): Promise<CampaignStats> {
+export async function getCampaignStats(
+  context: AppContext,
+  campaignId: string,
+): Promise<CampaignStats> {
   const campaign = await getCampaign(context, campaignId);
   const { rows } = await context.db.pool.query<{ status: MessageStatus; count: string }>(
     'SELECT status, sum(count) AS count FROM campaign_counter WHERE campaign_id = $1 GROUP BY status',
     [campaignId],
   );
-  const counts = Object.fromEntries(ALL_STATUSES.map((s) => [s, 0])) as Record<MessageStatus, number>;
+  const counts = Object.fromEntries(ALL_STATUSES.map((s) => [s, 0])) as Record<
+    MessageStatus,
+    number
+  >;
   for (const row of rows) counts[row.status] = Number(row.count);
   const total = Object.values(counts).reduce((a, b) => a + b, 0);
   const remaining = counts.PENDING + counts.QUEUED + counts.SENDING;
@@ -57,7 +63,8 @@ export async function getCampaignStats(context: AppContext, campaignId: string):
     delivered: counts.DELIVERED,
     failed,
     awaitingReport: counts.SENT,
-    deliveryRate: counts.DELIVERED + failed > 0 ? counts.DELIVERED / (counts.DELIVERED + failed) : null,
+    deliveryRate:
+      counts.DELIVERED + failed > 0 ? counts.DELIVERED / (counts.DELIVERED + failed) : null,
   };
 }
 
@@ -72,15 +79,27 @@ export interface CampaignReport extends CampaignStats {
 }
 
 /** The final (or current) report: stats plus the aggregates that need a scan of the messages. */
-export async function getCampaignReport(context: AppContext, campaignId: string): Promise<CampaignReport> {
+export async function getCampaignReport(
+  context: AppContext,
+  campaignId: string,
+): Promise<CampaignReport> {
   const stats = await getCampaignStats(context, campaignId);
-  const failures = await context.db.pool.query<{ status: MessageStatus; code: string; count: string }>(
+  const failures = await context.db.pool.query<{
+    status: MessageStatus;
+    code: string;
+    count: string;
+  }>(
     `SELECT status, COALESCE(error_code, 'UNSPECIFIED') AS code, count(*) AS count
      FROM message WHERE campaign_id = $1 AND status = ANY($2::message_status[])
      GROUP BY 1, 2 ORDER BY count(*) DESC, 1, 2 LIMIT 50`,
     [campaignId, [...FAILURE_STATUSES, 'UNKNOWN', 'SUPPRESSED']],
   );
-  const sends = await context.db.pool.query<{ first: Date | null; last: Date | null; sent: string; segments: string | null }>(
+  const sends = await context.db.pool.query<{
+    first: Date | null;
+    last: Date | null;
+    sent: string;
+    segments: string | null;
+  }>(
     `SELECT min(sent_at) AS first, max(sent_at) AS last, count(sent_at) AS sent, sum(segments) AS segments
      FROM message WHERE campaign_id = $1`,
     [campaignId],
@@ -89,7 +108,11 @@ export async function getCampaignReport(context: AppContext, campaignId: string)
   const seconds = first && last ? (last.getTime() - first.getTime()) / 1000 : 0;
   return {
     ...stats,
-    failuresByReason: failures.rows.map((r) => ({ status: r.status, code: r.code, count: Number(r.count) })),
+    failuresByReason: failures.rows.map((r) => ({
+      status: r.status,
+      code: r.code,
+      count: Number(r.count),
+    })),
     segments: Number(segments ?? 0),
     firstSentAt: first,
     lastSentAt: last,

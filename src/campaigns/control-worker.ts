@@ -24,7 +24,9 @@ export async function startControlWorker(context: AppContext): Promise<Worker> {
     },
     { connection: context.redis, prefix: context.config.queuePrefix, concurrency: 4 },
   );
-  worker.on('failed', (job, error) => context.logger.warn({ job: job?.name, err: error }, 'control job failed'));
+  worker.on('failed', (job, error) =>
+    context.logger.warn({ job: job?.name, err: error }, 'control job failed'),
+  );
   worker.on('error', (error) => context.logger.error({ err: error }, 'control worker error'));
   return worker;
 }

@@ -69,12 +69,21 @@ export async function importRecipients(
 ): Promise<ImportReport> {
   const campaign = await getCampaign(context, campaignId);
   if (campaign.status !== 'DRAFT') {
-    throw new ConflictError('CAMPAIGN_NOT_EDITABLE', `campaign ${campaignId} is ${campaign.status}; recipients can only be added to a DRAFT campaign`);
+    throw new ConflictError(
+      'CAMPAIGN_NOT_EDITABLE',
+      `campaign ${campaignId} is ${campaign.status}; recipients can only be added to a DRAFT campaign`,
+    );
   }
   const needed = templateFields(campaign.template);
   const parser = input.pipe(
     // Column counts are checked below, to report them in plain words.
-    parse({ bom: true, skip_empty_lines: true, skip_records_with_error: true, relax_column_count: true, info: true }),
+    parse({
+      bom: true,
+      skip_empty_lines: true,
+      skip_records_with_error: true,
+      relax_column_count: true,
+      info: true,
+    }),
   );
   const report: ImportReport = {
     rows: 0,
@@ -89,7 +98,8 @@ export async function importRecipients(
   };
   const reject = (line: number, reason: string) => {
     report.rejected += 1;
-    if (report.rejections.length < MAX_REPORTED_REJECTIONS) report.rejections.push({ line, reason });
+    if (report.rejections.length < MAX_REPORTED_REJECTIONS)
+      report.rejections.push({ line, reason });
     else report.rejectionsTruncated = true;
   };
   parser.on('skip', (error: Error & { lines?: number }) => {
@@ -101,7 +111,10 @@ export async function importRecipients(
   let header: string[] | undefined;
   let phoneIndex = -1;
   let batch: PendingRow[] = [];
-  for await (const { record, info } of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
+  for await (const { record, info } of parser as AsyncIterable<{
+    record: string[];
+    info: { lines: number };
+  }>) {
     if (!header) {
       header = record.map(fieldName);
       phoneIndex = findPhoneColumn(header, record, options.phoneColumn);
@@ -141,14 +154,26 @@ export async function importRecipients(
       batch = [];
     }
   }
-  if (!header) throw new UserError('CSV_EMPTY', 'the file is empty: expected a header row and at least one recipient');
+  if (!header)
+    throw new UserError(
+      'CSV_EMPTY',
+      'the file is empty: expected a header row and at least one recipient',
+    );
   if (batch.length > 0) await insertBatch(context, campaignId, batch, report);
   // The parser reports malformed records out of order; readers expect file order.
   report.rejections.sort((a, b) => a.line - b.line);
   if (report.accepted === 0 && report.duplicates === 0 && report.suppressed === 0) {
-    throw new UserError('CSV_NO_VALID_ROWS', `no valid rows: ${report.rejected} of ${report.rows} rows were rejected; nothing was imported`, 400, report);
+    throw new UserError(
+      'CSV_NO_VALID_ROWS',
+      `no valid rows: ${report.rejected} of ${report.rows} rows were rejected; nothing was imported`,
+      400,
+      report,
+    );
   }
-  context.logger.info({ campaignId, rows: report.rows, accepted: report.accepted, rejected: report.rejected }, 'recipients imported');
+  context.logger.info(
+    { campaignId, rows: report.rows, accepted: report.accepted, rejected: report.rejected },
+    'recipients imported',
+  );
   return report;
 }
 
@@ -156,7 +181,10 @@ function findPhoneColumn(header: string[], raw: string[], chosen: string | undef
   if (chosen) {
     const index = header.indexOf(fieldName(chosen));
     if (index < 0) {
-      throw new UserError('CSV_NO_PHONE_COLUMN', `no column named "${chosen}"; columns found: ${raw.join(', ')}`);
+      throw new UserError(
+        'CSV_NO_PHONE_COLUMN',
+        `no column named "${chosen}"; columns found: ${raw.join(', ')}`,
+      );
     }
     return index;
   }
@@ -170,7 +198,12 @@ function findPhoneColumn(header: string[], raw: string[], chosen: string | undef
   );
 }
 
-async function insertBatch(context: AppContext, campaignId: string, batch: PendingRow[], report: ImportReport) {
+async function insertBatch(
+  context: AppContext,
+  campaignId: string,
+  batch: PendingRow[],
+  report: ImportReport,
+) {
   // Suppressed numbers are skipped at import (and checked again at send time).
   const suppressed = await context.db.pool.query<{ phone: string }>(
     'SELECT phone FROM suppression WHERE phone = ANY($1::text[])',

@@ -19,7 +19,10 @@ const QUEUE_SECONDS = 60;
  * Redis stays bounded: only messages due within the horizon are taken, and no more than about a
  * minute of the account's rate is kept waiting.
  */
-export async function planCampaign(context: AppContext, campaignId: string): Promise<{ enqueued: number }> {
+export async function planCampaign(
+  context: AppContext,
+  campaignId: string,
+): Promise<{ enqueued: number }> {
   const { db, queues, clock, config } = context;
   let enqueued = 0;
   for (;;) {

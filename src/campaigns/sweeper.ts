@@ -21,7 +21,10 @@ export interface SweepResult {
  */
 export async function sweep(context: AppContext): Promise<SweepResult> {
   const { db, clock, config } = context;
-  const running = await db.prisma.campaign.findMany({ where: { status: 'RUNNING' }, select: { id: true } });
+  const running = await db.prisma.campaign.findMany({
+    where: { status: 'RUNNING' },
+    select: { id: true },
+  });
   for (const campaign of running) await enqueuePlan(context, campaign.id);
 
   const staleBefore = new Date(clock.now().getTime() - config.staleAfterMs);
@@ -52,7 +55,8 @@ export async function sweep(context: AppContext): Promise<SweepResult> {
       })),
     );
   }
-  if (stale.rows.length > 0) context.logger.warn({ count: stale.rows.length }, 're-enqueued stale messages');
+  if (stale.rows.length > 0)
+    context.logger.warn({ count: stale.rows.length }, 're-enqueued stale messages');
 
   const completed = await db.pool.query<{ id: string }>(
     `UPDATE campaign c SET status = 'COMPLETED', completed_at = $1, updated_at = $1
@@ -64,6 +68,7 @@ export async function sweep(context: AppContext): Promise<SweepResult> {
      RETURNING c.id`,
     [clock.now()],
   );
-  for (const row of completed.rows) context.logger.info({ campaignId: row.id }, 'campaign completed');
+  for (const row of completed.rows)
+    context.logger.info({ campaignId: row.id }, 'campaign completed');
   return { planned: running.length, requeued: stale.rows.length, completed: completed.rows.length };
 }

@@ -12,7 +12,9 @@ export function reportCliError(error: unknown): number {
   const err = error as { code?: string; message?: string };
   // Unreachable services are not bugs either: say which, without a stack.
   if (err.code === 'ECONNREFUSED' || err.code === 'ENOTFOUND') {
-    process.stderr.write(`herald: cannot connect: ${err.message}; check DATABASE_URL and REDIS_URL\n`);
+    process.stderr.write(
+      `herald: cannot connect: ${err.message}; check DATABASE_URL and REDIS_URL\n`,
+    );
     return 1;
   }
   process.stderr.write(`herald: unexpected error: ${(error as Error)?.stack ?? String(error)}\n`);

@@ -7,7 +7,10 @@ const pct = (value: number | null) => (value === null ? '—' : `${(value * 100)
 
 /** The progress line's text after the bar. */
 export function progressSuffix(stats: CampaignStats, ratePerSecond: number | null): string {
-  const eta = ratePerSecond && ratePerSecond > 0 && stats.remaining > 0 ? ` · ETA ${formatDuration((stats.remaining / ratePerSecond) * 1000)}` : '';
+  const eta =
+    ratePerSecond && ratePerSecond > 0 && stats.remaining > 0
+      ? ` · ETA ${formatDuration((stats.remaining / ratePerSecond) * 1000)}`
+      : '';
   const rate = ratePerSecond !== null ? ` · ${Math.round(ratePerSecond)}/s` : '';
   return `sent · delivered ${n(stats.delivered)} · failed ${n(stats.failed)} · awaiting report ${n(stats.awaitingReport)}${rate}${eta}`;
 }
@@ -17,13 +20,16 @@ export function formatImportReport(report: ImportReport, shown = 5): string {
     `Imported ${n(report.rows)} rows (phone column "${report.phoneColumn}"): ${n(report.accepted)} accepted, ${n(report.rejected)} rejected, ${n(report.duplicates)} duplicates, ${n(report.suppressed)} suppressed`,
   ];
   for (const r of report.rejections.slice(0, shown)) lines.push(`  line ${r.line}: ${r.reason}`);
-  if (report.rejected > shown) lines.push(`  … and ${n(report.rejected - shown)} more rejected rows`);
+  if (report.rejected > shown)
+    lines.push(`  … and ${n(report.rejected - shown)} more rejected rows`);
   return lines.join('\n');
 }
 
 export function formatCampaignReport(report: CampaignReport): string {
   const c = report.campaign;
-  const duration = c.startedAt ? (c.completedAt ?? new Date()).getTime() - c.startedAt.getTime() : null;
+  const duration = c.startedAt
+    ? (c.completedAt ?? new Date()).getTime() - c.startedAt.getTime()
+    : null;
   const lines = [
     `Campaign ${c.name} (${c.id})`,
     `  account ${c.account} · status ${c.status}${duration !== null ? ` · ran ${formatDuration(duration)}` : ''}`,
@@ -36,7 +42,8 @@ export function formatCampaignReport(report: CampaignReport): string {
     `  not yet sent    ${n(report.remaining)}`,
     `  segments        ${n(report.segments)}`,
   ];
-  if (report.sendRate !== null) lines.push(`  send rate       ${report.sendRate.toFixed(1)} messages/s`);
+  if (report.sendRate !== null)
+    lines.push(`  send rate       ${report.sendRate.toFixed(1)} messages/s`);
   if (report.failuresByReason.length > 0) {
     lines.push('  failures by reason:');
     for (const f of report.failuresByReason.slice(0, 10)) {

@@ -15,14 +15,16 @@ import { reportCliError } from './fail.js';
 
 function positiveInt(value: string): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('must be a positive whole number');
+  if (!Number.isInteger(n) || n <= 0)
+    throw new InvalidArgumentError('must be a positive whole number');
   return n;
 }
 
 function roles(value: string): WorkerRole[] {
   const list = value.split(',').map((r) => r.trim());
   const bad = list.find((r) => !(WORKER_ROLES as readonly string[]).includes(r));
-  if (bad) throw new InvalidArgumentError(`unknown role "${bad}"; roles: ${WORKER_ROLES.join(', ')}`);
+  if (bad)
+    throw new InvalidArgumentError(`unknown role "${bad}"; roles: ${WORKER_ROLES.join(', ')}`);
   return list as WorkerRole[];
 }
 
@@ -35,7 +37,9 @@ export function buildProgram(): Command {
   const program = new Command('herald')
     .description('Bulk SMS campaigns and scheduled broadcasts')
     .showHelpAfterError()
-    .configureOutput({ outputError: (text, write) => write(`herald: ${text.replace(/^error: /, '')}`) });
+    .configureOutput({
+      outputError: (text, write) => write(`herald: ${text.replace(/^error: /, '')}`),
+    });
 
   program
     .command('migrate')
@@ -49,7 +53,9 @@ export function buildProgram(): Command {
   program
     .command('worker')
     .description('run workers (all roles unless --roles says otherwise) until SIGTERM')
-    .option('--roles <list>', `comma-separated: ${WORKER_ROLES.join(', ')}`, roles, [...WORKER_ROLES])
+    .option('--roles <list>', `comma-separated: ${WORKER_ROLES.join(', ')}`, roles, [
+      ...WORKER_ROLES,
+    ])
     .action((opts: { roles: WorkerRole[] }) => runService({ api: false, roles: opts.roles }));
 
   program
@@ -102,7 +108,10 @@ export function buildProgram(): Command {
           console.log(`${a.name}  (${a.provider}, ${a.rate} msg/s, ${a.deliveryPolicy})`);
           console.log(`  provider API  ${a.baseUrl}`);
           // Where to point the provider's callbacks (needed for providers configured per application).
-          if (config.webhookSecret) console.log(`  webhook URL   ${webhookUrl(config.publicUrl, config.webhookSecret, a.name)}`);
+          if (config.webhookSecret)
+            console.log(
+              `  webhook URL   ${webhookUrl(config.publicUrl, config.webhookSecret, a.name)}`,
+            );
           const pause = pauses[a.name];
           if (pause) console.log(`  PAUSED until ${pause.until}: ${pause.code} ${pause.message}`);
         }

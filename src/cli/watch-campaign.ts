@@ -15,7 +15,11 @@ export interface WatchOptions {
  * Shows a live progress bar (sent / delivered / failed, rate, ETA) until the campaign has finished
  * sending and its delivery reports are in (or the grace time for them has passed).
  */
-export async function watchCampaign(context: AppContext, campaignId: string, options: WatchOptions = {}): Promise<CampaignStats> {
+export async function watchCampaign(
+  context: AppContext,
+  campaignId: string,
+  options: WatchOptions = {},
+): Promise<CampaignStats> {
   const interval = options.intervalMs ?? 500;
   const grace = options.reportGraceMs ?? 30_000;
   const bar = new ProgressBar(options.stream);
@@ -28,7 +32,10 @@ export async function watchCampaign(context: AppContext, campaignId: string, opt
       samples.push({ at: now, processed: stats.processed });
       while (samples.length > 2 && now - samples[0]!.at > 5000) samples.shift();
       const first = samples[0]!;
-      const rate = now - first.at >= 900 ? ((stats.processed - first.processed) * 1000) / (now - first.at) : null;
+      const rate =
+        now - first.at >= 900
+          ? ((stats.processed - first.processed) * 1000) / (now - first.at)
+          : null;
       bar.update(stats.processed, stats.total, progressSuffix(stats, rate));
 
       const done = stats.campaign.status === 'COMPLETED' || stats.campaign.status === 'CANCELLED';

@@ -104,13 +104,18 @@ export function loadAccounts(
   try {
     raw = JSON.parse(readFileSync(file, 'utf8'));
   } catch (error) {
-    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : String((error as Error).message);
+    const reason =
+      (error as NodeJS.ErrnoException).code === 'ENOENT'
+        ? 'file not found'
+        : String((error as Error).message);
     throw new ConfigError(`HERALD_ACCOUNTS_FILE: cannot read ${file}: ${reason}`);
   }
   const parsed = accountFileSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    throw new ConfigError(`HERALD_ACCOUNTS_FILE ${file}: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+    throw new ConfigError(
+      `HERALD_ACCOUNTS_FILE ${file}: ${issue.path.join('.') || '(root)'}: ${issue.message}`,
+    );
   }
   const seen = new Set<string>();
   const accounts = parsed.data.accounts.map((spec, index) => {
@@ -125,17 +130,22 @@ export function loadAccounts(
     }
     const known = [...provider.credentialKeys, ...(provider.optionalCredentialKeys ?? [])];
     const stray = Object.keys(spec.credentials).find((key) => !known.includes(key));
-    if (stray) throw new ConfigError(`${where}: credentials.${stray} is not used by ${spec.provider}; it takes ${known.join(', ')}`);
+    if (stray)
+      throw new ConfigError(
+        `${where}: credentials.${stray} is not used by ${spec.provider}; it takes ${known.join(', ')}`,
+      );
     const credentials: Record<string, string> = {};
     for (const key of known) {
       const ref = spec.credentials[key];
       if (!ref) {
-        if (provider.credentialKeys.includes(key)) throw new ConfigError(`${where}: credentials.${key} is required for ${spec.provider}`);
+        if (provider.credentialKeys.includes(key))
+          throw new ConfigError(`${where}: credentials.${key} is required for ${spec.provider}`);
         continue;
       }
       const variable = ENV_REF.exec(ref)![1]!;
       const value = env[variable];
-      if (!value) throw new ConfigError(`${variable}: not set (credentials.${key} of account ${spec.name})`);
+      if (!value)
+        throw new ConfigError(`${variable}: not set (credentials.${key} of account ${spec.name})`);
       credentials[key] = value;
     }
     let options = spec.options;

@@ -8,7 +8,9 @@ import { UserError } from '../errors.js';
 /** Root of the installed package (holds prisma/ and prisma.config.ts), from src/ or dist/src/. */
 export function packageRoot(): string {
   const here = dirname(fileURLToPath(import.meta.url));
-  return here.includes(`${join('dist', 'src')}`) ? join(here, '..', '..', '..') : join(here, '..', '..');
+  return here.includes(`${join('dist', 'src')}`)
+    ? join(here, '..', '..', '..')
+    : join(here, '..', '..');
 }
 
 /** Creates the database named in the URL if the server does not have it yet. */
@@ -22,7 +24,11 @@ export async function ensureDatabase(url: string): Promise<boolean> {
   try {
     await client.connect();
   } catch (error) {
-    throw new UserError('DATABASE_UNREACHABLE', `DATABASE_URL: cannot connect to Postgres at ${target.host}: ${(error as Error).message}`, 503);
+    throw new UserError(
+      'DATABASE_UNREACHABLE',
+      `DATABASE_URL: cannot connect to Postgres at ${target.host}: ${(error as Error).message}`,
+      503,
+    );
   }
   try {
     const found = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
@@ -54,7 +60,10 @@ export async function migrate(url: string): Promise<{ created: boolean; output: 
     child.on('error', reject);
     child.on('close', (code) => {
       if (code === 0) resolve(text);
-      else reject(new UserError('MIGRATION_FAILED', `database migration failed:\n${text.trim()}`, 500));
+      else
+        reject(
+          new UserError('MIGRATION_FAILED', `database migration failed:\n${text.trim()}`, 500),
+        );
     });
   });
   return { created, output };

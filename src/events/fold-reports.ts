@@ -39,7 +39,10 @@ interface EventRow {
  * nothing yet (its send result is not stored) waits and is retried with backoff until it
  * matches or expires after HERALD_UNMATCHED_REPORT_TTL_MS.
  */
-export async function foldReports(context: AppContext, limit = context.config.eventsBatchSize): Promise<FoldResult> {
+export async function foldReports(
+  context: AppContext,
+  limit = context.config.eventsBatchSize,
+): Promise<FoldResult> {
   const now = context.clock.now();
   const client = await context.db.pool.connect();
   try {
@@ -81,7 +84,8 @@ export async function foldReports(context: AppContext, limit = context.config.ev
       if (
         !current ||
         statusRank(row.status) > statusRank(current.status) ||
-        (statusRank(row.status) === statusRank(current.status) && row.occurred_at > current.occurred_at)
+        (statusRank(row.status) === statusRank(current.status) &&
+          row.occurred_at > current.occurred_at)
       ) {
         best.set(row.message_id, row);
       }
@@ -110,7 +114,9 @@ export async function foldReports(context: AppContext, limit = context.config.ev
       ],
     );
     const appliedMessages = new Set(applied.rows.map((r) => r.id));
-    const appliedEvents = new Set(winners.filter((w) => appliedMessages.has(w.message_id!)).map((w) => w.id));
+    const appliedEvents = new Set(
+      winners.filter((w) => appliedMessages.has(w.message_id!)).map((w) => w.id),
+    );
 
     const waitingRows = new Set(unmatched);
     const doneIds: string[] = [];
@@ -154,7 +160,11 @@ export async function foldReports(context: AppContext, limit = context.config.ev
       );
     }
     await client.query('COMMIT');
-    if (result.expired > 0) context.logger.warn({ count: result.expired }, 'expired delivery reports that matched no message');
+    if (result.expired > 0)
+      context.logger.warn(
+        { count: result.expired },
+        'expired delivery reports that matched no message',
+      );
     return result;
   } catch (error) {
     await client.query('ROLLBACK').catch(() => {});

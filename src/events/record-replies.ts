@@ -5,7 +5,11 @@ import type { AppContext } from '../runtime/context.js';
  * Stores recipients' replies, linked to the message and campaign they answer where the provider
  * gives us that link (our id, or the provider's id of the original send). Duplicates are kept once.
  */
-export async function recordReplies(context: AppContext, accountName: string, replies: InboundReply[]): Promise<number> {
+export async function recordReplies(
+  context: AppContext,
+  accountName: string,
+  replies: InboundReply[],
+): Promise<number> {
   if (replies.length === 0) return 0;
   const result = await context.db.pool.query(
     `INSERT INTO inbound_message
@@ -29,7 +33,9 @@ export async function recordReplies(context: AppContext, accountName: string, re
       replies.map((r) => r.inReplyToMessageId ?? null),
       replies.map((r) => r.inReplyToProviderMessageId ?? null),
       replies.map((r) => r.occurredAt),
-      replies.map((r) => r.providerMessageId ?? [r.from, r.to, r.occurredAt.toISOString(), r.body].join('|')),
+      replies.map(
+        (r) => r.providerMessageId ?? [r.from, r.to, r.occurredAt.toISOString(), r.body].join('|'),
+      ),
     ],
   );
   return result.rowCount ?? 0;

@@ -11,7 +11,11 @@ import type { AppContext } from '../runtime/context.js';
  * other truth lives, and the folder then reads a thousand reports per round trip with SKIP LOCKED
  * instead of one job per report.
  */
-export async function recordReports(context: AppContext, accountName: string, reports: StatusReport[]): Promise<number> {
+export async function recordReports(
+  context: AppContext,
+  accountName: string,
+  reports: StatusReport[],
+): Promise<number> {
   if (reports.length === 0) return 0;
   const result = await context.db.pool.query(
     `INSERT INTO delivery_event
@@ -29,7 +33,11 @@ export async function recordReports(context: AppContext, accountName: string, re
       reports.map((r) => r.errorCode ?? null),
       reports.map((r) => r.description?.slice(0, 500) ?? null),
       reports.map((r) => r.occurredAt),
-      reports.map((r) => [r.messageId ?? '', r.providerMessageId ?? '', r.providerStatus, r.errorCode ?? ''].join('|')),
+      reports.map((r) =>
+        [r.messageId ?? '', r.providerMessageId ?? '', r.providerStatus, r.errorCode ?? ''].join(
+          '|',
+        ),
+      ),
       context.clock.now(),
     ],
   );

@@ -9,12 +9,16 @@ export function apiKeyAuth(keys: string[]) {
     const header = request.headers.authorization ?? '';
     const match = /^Bearer\s+(.+)$/i.exec(header);
     const given = match ? Buffer.from(match[1]!.trim()) : undefined;
-    const ok = given !== undefined && accepted.some((k) => k.length === given.length && timingSafeEqual(k, given));
+    const ok =
+      given !== undefined &&
+      accepted.some((k) => k.length === given.length && timingSafeEqual(k, given));
     if (!ok) {
       return reply
         .status(401)
         .header('www-authenticate', 'Bearer')
-        .send(errorBody('UNAUTHORIZED', 'missing or unknown API key: send Authorization: Bearer <key>'));
+        .send(
+          errorBody('UNAUTHORIZED', 'missing or unknown API key: send Authorization: Bearer <key>'),
+        );
     }
   };
 }

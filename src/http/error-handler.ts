@@ -14,7 +14,9 @@ export function errorBody(code: string, message: string, details?: unknown): Err
 export function installErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError | Error, request, reply) => {
     if (error instanceof UserError) {
-      return reply.status(error.httpStatus).send(errorBody(error.code, error.message, error.details));
+      return reply
+        .status(error.httpStatus)
+        .send(errorBody(error.code, error.message, error.details));
     }
     const fastifyError = error as FastifyError;
     if (fastifyError.validation) {
@@ -24,12 +26,18 @@ export function installErrorHandler(app: FastifyInstance): void {
       // Fastify's own client errors: body too large, bad JSON, unsupported media type…
       return reply
         .status(fastifyError.statusCode)
-        .send(errorBody(fastifyError.code?.replace(/^FST_ERR_/, '') ?? 'BAD_REQUEST', error.message));
+        .send(
+          errorBody(fastifyError.code?.replace(/^FST_ERR_/, '') ?? 'BAD_REQUEST', error.message),
+        );
     }
     request.log.error({ err: error }, 'request failed');
     return reply.status(500).send(errorBody('INTERNAL', 'internal error; see the server log'));
   });
   app.setNotFoundHandler((request, reply) =>
-    reply.status(404).send(errorBody('ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`)),
+    reply
+      .status(404)
+      .send(
+        errorBody('ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`),
+      ),
   );
 }

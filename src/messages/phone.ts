@@ -11,10 +11,19 @@ export function normalisePhone(raw: string, region: string): PhoneResult {
   const text = raw.trim();
   if (!text) return { ok: false, reason: 'phone number is empty' };
   const parsed = parsePhoneNumberFromString(text, region as CountryCode);
-  if (!parsed || !parsed.isValid()) return { ok: false, reason: `"${text}" is not a valid phone number` };
+  if (!parsed || !parsed.isValid())
+    return { ok: false, reason: `"${text}" is not a valid phone number` };
   const type = parsed.getType();
-  if (type === 'FIXED_LINE' || type === 'PREMIUM_RATE' || type === 'TOLL_FREE' || type === 'SHARED_COST') {
-    return { ok: false, reason: `"${text}" cannot receive SMS (${type.toLowerCase().replace('_', ' ')} number)` };
+  if (
+    type === 'FIXED_LINE' ||
+    type === 'PREMIUM_RATE' ||
+    type === 'TOLL_FREE' ||
+    type === 'SHARED_COST'
+  ) {
+    return {
+      ok: false,
+      reason: `"${text}" cannot receive SMS (${type.toLowerCase().replace('_', ' ')} number)`,
+    };
   }
   return { ok: true, e164: parsed.number };
 }

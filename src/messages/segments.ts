@@ -32,7 +32,11 @@ export function countSegments(body: string): SegmentInfo {
     }
   }
   if (gsm) {
-    return { encoding: 'GSM-7', units: septets, segments: septets <= 160 ? 1 : Math.ceil(septets / 153) };
+    return {
+      encoding: 'GSM-7',
+      units: septets,
+      segments: septets <= 160 ? 1 : Math.ceil(septets / 153),
+    };
   }
   const units = body.length; // UTF-16 code units; a character outside the BMP takes two
   return { encoding: 'UCS-2', units, segments: units <= 70 ? 1 : Math.ceil(units / 67) };

@@ -30,7 +30,12 @@ export const FINAL_STATUSES: readonly MessageStatus[] = [
 ];
 
 /** Final statuses that count as a failure in reports. */
-export const FAILURE_STATUSES: readonly MessageStatus[] = ['FAILED', 'EXPIRED', 'REJECTED', 'UNDELIVERABLE'];
+export const FAILURE_STATUSES: readonly MessageStatus[] = [
+  'FAILED',
+  'EXPIRED',
+  'REJECTED',
+  'UNDELIVERABLE',
+];
 
 export const ALL_STATUSES: readonly MessageStatus[] = [
   'PENDING',

@@ -26,7 +26,8 @@ export class MissingFieldError extends Error {
 export function renderTemplate(template: string, fields: Record<string, unknown>): string {
   return template.replace(PLACEHOLDER, (_, name: string) => {
     const value = fields[name];
-    if (value === undefined || value === null || String(value).trim() === '') throw new MissingFieldError(name);
+    if (value === undefined || value === null || String(value).trim() === '')
+      throw new MissingFieldError(name);
     return String(value);
   });
 }

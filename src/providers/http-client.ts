@@ -83,7 +83,9 @@ export class ProviderHttpClient {
       text = await response.body.text();
     } catch (error) {
       // The provider answered with a status but the body broke off: it has acted on the request.
-      throw new AmbiguousSendError('RESPONSE_INTERRUPTED', 'response body broke off', { cause: error });
+      throw new AmbiguousSendError('RESPONSE_INTERRUPTED', 'response body broke off', {
+        cause: error,
+      });
     }
     return {
       status: response.statusCode,
@@ -108,13 +110,20 @@ export class ProviderHttpClient {
 function classifyTransportError(error: unknown): Error {
   const code = (error as { code?: string }).code ?? 'UNKNOWN';
   if (NOT_SENT_CODES.has(code)) {
-    return new RetryableSendError(code, `could not connect to the provider (${code})`, { cause: error });
+    return new RetryableSendError(code, `could not connect to the provider (${code})`, {
+      cause: error,
+    });
   }
-  return new AmbiguousSendError(code, `no answer from the provider after sending (${code})`, { cause: error });
+  return new AmbiguousSendError(code, `no answer from the provider after sending (${code})`, {
+    cause: error,
+  });
 }
 
 /** Milliseconds from a Retry-After header (seconds or an HTTP date), if present. */
-export function retryAfterMs(headers: HttpResponse['headers'], now = Date.now()): number | undefined {
+export function retryAfterMs(
+  headers: HttpResponse['headers'],
+  now = Date.now(),
+): number | undefined {
   const raw = headers['retry-after'];
   const value = Array.isArray(raw) ? raw[0] : raw;
   if (!value) return undefined;

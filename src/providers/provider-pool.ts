@@ -20,7 +20,11 @@ export class ProviderPool {
       const definition = providerDefinitions[account.provider]!;
       adapter = definition.create({
         account,
-        callbackUrl: webhookUrl(this.config.publicUrl, requireWebhookSecret(this.config), account.name),
+        callbackUrl: webhookUrl(
+          this.config.publicUrl,
+          requireWebhookSecret(this.config),
+          account.name,
+        ),
         logger: this.logger.child({ account: account.name, provider: account.provider }),
       });
       this.adapters.set(accountName, adapter);

@@ -1,10 +1,18 @@
 import type { ProviderRequirements } from '../config/accounts.js';
+import { bandwidthProvider } from './bandwidth/bandwidth.provider.js';
+import { catapultProvider } from './catapult/catapult.provider.js';
+import { optusProvider } from './optus/optus.provider.js';
 import { sandboxProvider } from './sandbox/sandbox.provider.js';
+import { telstraProvider } from './telstra/telstra.provider.js';
 import type { ProviderDefinition } from './types.js';
 
 /** Every provider type Herald knows. Adding a provider is one line here. */
 export const providerDefinitions: Record<string, ProviderDefinition> = {
   [sandboxProvider.type]: sandboxProvider,
+  [optusProvider.type]: optusProvider,
+  [bandwidthProvider.type]: bandwidthProvider,
+  [catapultProvider.type]: catapultProvider,
+  [telstraProvider.type]: telstraProvider,
 };
 
 export const providerRequirements: Record<string, ProviderRequirements> = providerDefinitions;

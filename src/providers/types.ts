@@ -15,8 +15,7 @@ export interface OutboundSms {
 
 /** The provider's answer for one message of a batch, in the batch's order. */
 export type SendResult =
-  | { ok: true; providerMessageId: string; segments?: number }
-  | { ok: false; error: ProviderError };
+  { ok: true; providerMessageId: string; segments?: number } | { ok: false; error: ProviderError };
 
 /** A delivery report, in our vocabulary, with the provider's own words kept beside it. */
 export interface StatusReport {

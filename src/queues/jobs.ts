@@ -21,7 +21,12 @@ export const jobs = {
   planCampaign: {
     name: 'plan-campaign',
     schema: z.object({ campaignId: z.uuid() }),
-    options: { attempts: 5, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: true, removeOnFail: 100 },
+    options: {
+      attempts: 5,
+      backoff: { type: 'exponential', delay: 1000 },
+      removeOnComplete: true,
+      removeOnFail: 100,
+    },
   },
   /** Periodic: plan running campaigns, start scheduled ones, re-enqueue lost jobs, complete finished ones. */
   sweep: {

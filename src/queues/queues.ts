@@ -31,13 +31,19 @@ export class Queues {
   send(accountName: string): Queue {
     let queue = this.sendQueues.get(accountName);
     if (!queue) {
-      queue = new Queue(sendQueueName(accountName), { connection: this.connection, prefix: this.prefix });
+      queue = new Queue(sendQueueName(accountName), {
+        connection: this.connection,
+        prefix: this.prefix,
+      });
       this.sendQueues.set(accountName, queue);
     }
     return queue;
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.control.close(), ...[...this.sendQueues.values()].map((q) => q.close())]);
+    await Promise.all([
+      this.control.close(),
+      ...[...this.sendQueues.values()].map((q) => q.close()),
+    ]);
   }
 }

@@ -19,11 +19,16 @@ export interface Service {
 }
 
 /** Starts the API and/or workers in this process. */
-export async function serve(options: ServeOptions, config: Config = loadConfig()): Promise<Service> {
+export async function serve(
+  options: ServeOptions,
+  config: Config = loadConfig(),
+): Promise<Service> {
   // Check settings before opening any connection, so a mistake exits at once.
   requireWebhookSecret(config);
   if (options.api && config.apiKeys.length === 0) {
-    throw new ConfigError('HERALD_API_KEYS: not set; the API needs at least one key (comma-separated, 16+ characters each)');
+    throw new ConfigError(
+      'HERALD_API_KEYS: not set; the API needs at least one key (comma-separated, 16+ characters each)',
+    );
   }
   const context = createContext(config);
   let app: FastifyInstance | undefined;
@@ -33,7 +38,10 @@ export async function serve(options: ServeOptions, config: Config = loadConfig()
     if (options.api) {
       app = await buildApp(context);
       await app.listen({ host: config.host, port: config.port });
-      context.logger.info({ url: `http://${config.host}:${config.port}`, publicUrl: config.publicUrl }, 'API listening');
+      context.logger.info(
+        { url: `http://${config.host}:${config.port}`, publicUrl: config.publicUrl },
+        'API listening',
+      );
     }
   } catch (error) {
     await workers?.close();
@@ -62,7 +70,10 @@ export async function serve(options: ServeOptions, config: Config = loadConfig()
 /**
  * Runs until SIGTERM or SIGINT, then stops gracefully and exits 0. A second signal exits at once.
  */
-export function stopOnSignals(service: { stop(): Promise<void> }, logger: AppContext['logger']): void {
+export function stopOnSignals(
+  service: { stop(): Promise<void> },
+  logger: AppContext['logger'],
+): void {
   let signalled = false;
   const onSignal = (signal: NodeJS.Signals) => {
     if (signalled) {

@@ -18,7 +18,10 @@ export interface RunningWorkers {
  * Starts the chosen worker roles in this process. Every role is safe to run in many processes on
  * many machines at once: send and planner through BullMQ, events through SKIP LOCKED.
  */
-export async function startWorkers(context: AppContext, roles: readonly WorkerRole[] = WORKER_ROLES): Promise<RunningWorkers> {
+export async function startWorkers(
+  context: AppContext,
+  roles: readonly WorkerRole[] = WORKER_ROLES,
+): Promise<RunningWorkers> {
   const bullWorkers: Worker[] = [];
   let events: EventsWorker | undefined;
   if (roles.includes('planner')) bullWorkers.push(await startControlWorker(context));
@@ -41,11 +44,16 @@ export async function startWorkers(context: AppContext, roles: readonly WorkerRo
 /** worker.close() waits for active jobs with no limit of its own: bound it. */
 async function closeWithin(worker: Worker, timeoutMs: number, context: AppContext): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs)));
+  const timedOut = new Promise<'timeout'>(
+    (resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs)),
+  );
   const outcome = await Promise.race([worker.close().then(() => 'closed' as const), timedOut]);
   clearTimeout(timer);
   if (outcome === 'timeout') {
-    context.logger.warn({ queue: worker.name, timeoutMs }, 'in-flight jobs did not finish in time; closing anyway');
+    context.logger.warn(
+      { queue: worker.name, timeoutMs },
+      'in-flight jobs did not finish in time; closing anyway',
+    );
     await worker.close(true);
   }
 }

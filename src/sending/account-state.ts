@@ -15,12 +15,21 @@ const key = (prefix: string) => `${prefix}:account-pauses`;
  * Account-wide problems (bad credentials, not provisioned, out of credit) pause the account's
  * queue instead of failing every message; this records why, where every process can see it.
  */
-export async function recordAccountPause(redis: Redis, prefix: string, account: string, pause: AccountPause): Promise<void> {
+export async function recordAccountPause(
+  redis: Redis,
+  prefix: string,
+  account: string,
+  pause: AccountPause,
+): Promise<void> {
   await redis.hset(key(prefix), account, JSON.stringify(pause));
 }
 
 /** Current pauses by account (expired ones are left out). */
-export async function readAccountPauses(redis: Redis, prefix: string, now: Date): Promise<Record<string, AccountPause>> {
+export async function readAccountPauses(
+  redis: Redis,
+  prefix: string,
+  now: Date,
+): Promise<Record<string, AccountPause>> {
   const all = await redis.hgetall(key(prefix));
   const pauses: Record<string, AccountPause> = {};
   for (const [account, text] of Object.entries(all)) {

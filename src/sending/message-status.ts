@@ -20,7 +20,11 @@ export interface ClaimedMessage {
  * before the provider is called: a worker that dies after this point leaves evidence that the
  * message may have gone, and a re-run will not send it blindly.
  */
-export async function claimMessage(pool: pg.Pool, messageId: string, now: Date): Promise<ClaimedMessage | undefined> {
+export async function claimMessage(
+  pool: pg.Pool,
+  messageId: string,
+  now: Date,
+): Promise<ClaimedMessage | undefined> {
   const result = await pool.query<ClaimedMessage>(
     `UPDATE message m SET
        status = CASE WHEN t.suppressed THEN 'SUPPRESSED' ELSE 'SENDING' END::message_status,
@@ -56,7 +60,11 @@ export async function explainUnclaimed(
 }
 
 /** Re-claims a message whose earlier attempt was interrupted, for at-least-once accounts. */
-export async function reclaimInterrupted(pool: pg.Pool, messageId: string, now: Date): Promise<ClaimedMessage | undefined> {
+export async function reclaimInterrupted(
+  pool: pg.Pool,
+  messageId: string,
+  now: Date,
+): Promise<ClaimedMessage | undefined> {
   const result = await pool.query<ClaimedMessage>(
     `UPDATE message m SET status = 'SENDING', attempts = m.attempts + 1, updated_at = $2
      FROM campaign c
@@ -69,10 +77,10 @@ export async function reclaimInterrupted(pool: pg.Pool, messageId: string, now: 
 
 /** SENDING → QUEUED: the provider definitely did not take it, so it may be tried again. */
 export async function releaseMessage(pool: pg.Pool, messageId: string, now: Date): Promise<void> {
-  await pool.query(`UPDATE message SET status = 'QUEUED', updated_at = $2 WHERE id = $1 AND status = 'SENDING'`, [
-    messageId,
-    now,
-  ]);
+  await pool.query(
+    `UPDATE message SET status = 'QUEUED', updated_at = $2 WHERE id = $1 AND status = 'SENDING'`,
+    [messageId, now],
+  );
 }
 
 /** The provider accepted it. A delivery report may already have moved it further: keep that. */

@@ -50,14 +50,21 @@ export class SendBatcher {
         (_, i) =>
           results[i] ?? {
             ok: false,
-            error: new AmbiguousSendError('PROVIDER_SHORT_RESPONSE', 'the provider answered for fewer messages than were sent'),
+            error: new AmbiguousSendError(
+              'PROVIDER_SHORT_RESPONSE',
+              'the provider answered for fewer messages than were sent',
+            ),
           },
       );
     } catch (error) {
       const failure =
         error instanceof ProviderError
           ? error
-          : new AmbiguousSendError('ADAPTER_ERROR', `unexpected adapter failure: ${(error as Error).message}`, { cause: error });
+          : new AmbiguousSendError(
+              'ADAPTER_ERROR',
+              `unexpected adapter failure: ${(error as Error).message}`,
+              { cause: error },
+            );
       return messages.map(() => ({ ok: false, error: failure }));
     }
   }

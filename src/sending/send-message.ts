@@ -18,13 +18,7 @@ import type { SendBatcher } from './send-batcher.js';
 
 /** What a send job did; the job's return value, for logs and tests. */
 export type SendJobResult =
-  | 'sent'
-  | 'failed'
-  | 'unknown'
-  | 'suppressed'
-  | 'already-done'
-  | 'not-running'
-  | 'missing';
+  'sent' | 'failed' | 'unknown' | 'suppressed' | 'already-done' | 'not-running' | 'missing';
 
 /**
  * One send job: claim the message in Postgres, render it, hand it to the provider (through the
@@ -46,7 +40,11 @@ export async function processSendJob(
   const { messageId } = jobs.send.schema.parse(job.data);
   const log = context.logger.child({ messageId, account: account.name });
 
-  let claimed: ClaimedMessage | undefined = await claimMessage(pool, messageId, context.clock.now());
+  let claimed: ClaimedMessage | undefined = await claimMessage(
+    pool,
+    messageId,
+    context.clock.now(),
+  );
   if (!claimed) {
     const found = await explainUnclaimed(pool, messageId);
     if (!found) return 'missing';
@@ -54,10 +52,16 @@ export async function processSendJob(
     if (found.status !== 'SENDING' && found.status !== 'UNKNOWN') return 'already-done';
     // An earlier attempt claimed it and stopped before recording what the provider said.
     if (account.deliveryPolicy === 'at-most-once') {
-      await markOutcome(pool, messageId, 'UNKNOWN', {
-        code: 'SEND_INTERRUPTED',
-        message: 'a worker stopped while sending; the provider may have sent it',
-      }, context.clock.now());
+      await markOutcome(
+        pool,
+        messageId,
+        'UNKNOWN',
+        {
+          code: 'SEND_INTERRUPTED',
+          message: 'a worker stopped while sending; the provider may have sent it',
+        },
+        context.clock.now(),
+      );
       log.warn('send interrupted earlier; marked UNKNOWN (at-most-once)');
       return 'unknown';
     }
@@ -72,7 +76,13 @@ export async function processSendJob(
     body = renderTemplate(claimed.template, claimed.fields);
   } catch (error) {
     if (!(error instanceof MissingFieldError)) throw error;
-    await markOutcome(pool, messageId, 'FAILED', { code: 'TEMPLATE_FIELD_MISSING', message: error.message }, context.clock.now());
+    await markOutcome(
+      pool,
+      messageId,
+      'FAILED',
+      { code: 'TEMPLATE_FIELD_MISSING', message: error.message },
+      context.clock.now(),
+    );
     return 'failed';
   }
 
@@ -106,7 +116,8 @@ async function handleFailure(
     case 'rate-limited':
     case 'account': {
       await releaseMessage(pool, messageId, now);
-      const wait = error instanceof RateLimitedError ? error.retryAfterMs : context.config.accountPauseMs;
+      const wait =
+        error instanceof RateLimitedError ? error.retryAfterMs : context.config.accountPauseMs;
       if (error.kind === 'account') {
         log.error({ err: error }, 'provider refused the account; its sending is paused');
         await recordAccountPause(context.redis, context.config.queuePrefix, account.name, {
@@ -133,13 +144,24 @@ async function handleFailure(
   }
 }
 
-async function retryOrGiveUp(context: AppContext, job: Job, messageId: string, error: ProviderError): Promise<SendJobResult> {
+async function retryOrGiveUp(
+  context: AppContext,
+  job: Job,
+  messageId: string,
+  error: ProviderError,
+): Promise<SendJobResult> {
   const now = context.clock.now();
   if (job.attemptsMade + 1 >= (job.opts.attempts ?? 1)) {
-    await markOutcome(context.db.pool, messageId, 'FAILED', {
-      code: error.code,
-      message: `gave up after ${job.attemptsMade + 1} attempts: ${error.message}`,
-    }, now);
+    await markOutcome(
+      context.db.pool,
+      messageId,
+      'FAILED',
+      {
+        code: error.code,
+        message: `gave up after ${job.attemptsMade + 1} attempts: ${error.message}`,
+      },
+      now,
+    );
     return 'failed';
   }
   await releaseMessage(context.db.pool, messageId, now);

@@ -29,19 +29,26 @@ function startSendWorker(context: AppContext, account: Account): Worker {
   const log = context.logger.child({ account: account.name });
   // Enough concurrent jobs to fill the account's requests in flight with full batches.
   const concurrency = Math.min(MAX_JOB_CONCURRENCY, account.concurrency * adapter.maxBatchSize);
-  const worker = new Worker(sendQueueName(account.name), (job) => processSendJob(context, job, account, batcher), {
-    connection: context.redis,
-    prefix: context.config.queuePrefix,
-    concurrency,
-    limiter: limiterFor(account.rate),
-    lockDuration: context.config.jobLockMs,
-    stalledInterval: context.config.jobLockMs,
-    // A re-run is safe (the claim in Postgres guards it), so a job whose worker died more than
-    // once is run again rather than failed with its message left in flight.
-    maxStalledCount: 20,
-  });
+  const worker = new Worker(
+    sendQueueName(account.name),
+    (job) => processSendJob(context, job, account, batcher),
+    {
+      connection: context.redis,
+      prefix: context.config.queuePrefix,
+      concurrency,
+      limiter: limiterFor(account.rate),
+      lockDuration: context.config.jobLockMs,
+      stalledInterval: context.config.jobLockMs,
+      // A re-run is safe (the claim in Postgres guards it), so a job whose worker died more than
+      // once is run again rather than failed with its message left in flight.
+      maxStalledCount: 20,
+    },
+  );
   worker.on('failed', (job, error) => {
-    log.debug({ messageId: job?.id, attempt: job?.attemptsMade, err: error }, 'send attempt failed; will retry');
+    log.debug(
+      { messageId: job?.id, attempt: job?.attemptsMade, err: error },
+      'send attempt failed; will retry',
+    );
   });
   worker.on('error', (error) => log.error({ err: error }, 'send worker error'));
   log.info({ rate: account.rate, concurrency }, 'send worker started');

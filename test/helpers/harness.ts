@@ -8,7 +8,10 @@ import { AccountRegistry, type Account } from '../../src/config/accounts.js';
 import { loadConfig, type Config } from '../../src/config/config.js';
 import { buildApp } from '../../src/http/app.js';
 import { createLogger } from '../../src/logger.js';
-import { SandboxServer, type SandboxServerOptions } from '../../src/providers/sandbox/sandbox-server.js';
+import {
+  SandboxServer,
+  type SandboxServerOptions,
+} from '../../src/providers/sandbox/sandbox-server.js';
 import { closeContext, createContext, type AppContext } from '../../src/runtime/context.js';
 import { startWorkers, type RunningWorkers } from '../../src/runtime/workers.js';
 import type { Clock } from '../../src/clock.js';
@@ -42,7 +45,9 @@ export interface TestEnvOptions {
 
 export async function createTestEnv(options: TestEnvOptions = {}): Promise<TestEnv> {
   const databaseName = uniqueName('herald_test');
-  await adminQuery(`CREATE DATABASE ${pg.escapeIdentifier(databaseName)} TEMPLATE ${pg.escapeIdentifier(inject('templateDatabase'))}`);
+  await adminQuery(
+    `CREATE DATABASE ${pg.escapeIdentifier(databaseName)} TEMPLATE ${pg.escapeIdentifier(inject('templateDatabase'))}`,
+  );
   const sandboxKey = randomBytes(12).toString('hex');
   const sandbox = new SandboxServer({ apiKey: sandboxKey, reportDelayMs: 50, ...options.sandbox });
   await sandbox.start();
@@ -96,7 +101,10 @@ export async function createTestEnv(options: TestEnvOptions = {}): Promise<TestE
     async startWorkerSet(workerOptions = {}) {
       const workerConfig = makeConfig();
       workerConfig.publicUrl = config.publicUrl;
-      const workerContext = createContext(workerConfig, { logger, clock: workerOptions.clock ?? options.clock });
+      const workerContext = createContext(workerConfig, {
+        logger,
+        clock: workerOptions.clock ?? options.clock,
+      });
       workerContexts.push(workerContext);
       const running = await startWorkers(workerContext);
       workers.push(running);
@@ -133,7 +141,11 @@ export async function clearRedisPrefix(prefix: string): Promise<void> {
 }
 
 /** Polls `check` until it returns a value other than undefined, or fails after `timeoutMs`. */
-export async function waitFor<T>(check: () => Promise<T | undefined>, what: string, timeoutMs = 60_000): Promise<T> {
+export async function waitFor<T>(
+  check: () => Promise<T | undefined>,
+  what: string,
+  timeoutMs = 60_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();
@@ -146,7 +158,8 @@ export async function waitFor<T>(check: () => Promise<T | undefined>, what: stri
 /** A CSV of `count` valid Australian mobiles, 0412000000 + offset upward, with a first_name column. */
 export function recipientsCsv(count: number, offset = 0): string {
   const rows = ['phone,first_name'];
-  for (let i = 0; i < count; i++) rows.push(`0412${String(offset + i).padStart(6, '0')},Person${i}`);
+  for (let i = 0; i < count; i++)
+    rows.push(`0412${String(offset + i).padStart(6, '0')},Person${i}`);
   return `${rows.join('\n')}\n`;
 }
 

@@ -22,10 +22,17 @@ async function withContext<T>(fn: (context: AppContext) => Promise<T>): Promise<
   }
 }
 
-async function importFile(context: AppContext, campaignId: string, file: string, phoneColumn?: string) {
+async function importFile(
+  context: AppContext,
+  campaignId: string,
+  file: string,
+  phoneColumn?: string,
+) {
   const info = await stat(file).catch(() => undefined);
   if (!info?.isFile()) throw new UserError('FILE_NOT_FOUND', `no such file: ${file}`);
-  const report = await importRecipients(context, campaignId, createReadStream(file), { phoneColumn });
+  const report = await importRecipients(context, campaignId, createReadStream(file), {
+    phoneColumn,
+  });
   console.log(formatImportReport(report));
   return report;
 }
@@ -43,22 +50,32 @@ export function registerCampaignCommands(program: Command): void {
     .option('--csv <file>', 'recipient list to import')
     .option('--phone-column <name>', 'CSV column holding the number (default: found by name)')
     .option('--start', 'start sending right after the import')
-    .action(async (opts: { name: string; account: string; message: string; region: string; csv?: string; phoneColumn?: string; start?: boolean }) => {
-      await withContext(async (context) => {
-        const created = await createCampaign(context, {
-          name: opts.name,
-          account: opts.account,
-          template: opts.message,
-          defaultRegion: opts.region,
+    .action(
+      async (opts: {
+        name: string;
+        account: string;
+        message: string;
+        region: string;
+        csv?: string;
+        phoneColumn?: string;
+        start?: boolean;
+      }) => {
+        await withContext(async (context) => {
+          const created = await createCampaign(context, {
+            name: opts.name,
+            account: opts.account,
+            template: opts.message,
+            defaultRegion: opts.region,
+          });
+          console.log(`Created campaign ${created.id}`);
+          if (opts.csv) await importFile(context, created.id, opts.csv, opts.phoneColumn);
+          if (opts.start) {
+            await startCampaign(context, created.id);
+            console.log(`Started; follow it with: herald campaign status ${created.id} --watch`);
+          }
         });
-        console.log(`Created campaign ${created.id}`);
-        if (opts.csv) await importFile(context, created.id, opts.csv, opts.phoneColumn);
-        if (opts.start) {
-          await startCampaign(context, created.id);
-          console.log(`Started; follow it with: herald campaign status ${created.id} --watch`);
-        }
-      });
-    });
+      },
+    );
 
   campaign
     .command('import <id> <file>')
@@ -85,7 +102,9 @@ export function registerCampaignCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (id: string, opts: { watch?: boolean; json?: boolean }) => {
       await withContext(async (context) => {
-        const stats = opts.watch ? await watchCampaign(context, id) : await getCampaignStats(context, id);
+        const stats = opts.watch
+          ? await watchCampaign(context, id)
+          : await getCampaignStats(context, id);
         if (opts.json) console.log(JSON.stringify(stats, null, 2));
         else if (!opts.watch) {
           console.log(
@@ -111,8 +130,12 @@ export function registerCampaignCommands(program: Command): void {
     .description('list the latest campaigns')
     .action(async () => {
       await withContext(async (context) => {
-        const campaigns = await context.db.prisma.campaign.findMany({ orderBy: { createdAt: 'desc' }, take: 50 });
-        for (const c of campaigns) console.log(`${c.id}  ${c.status.padEnd(9)}  ${c.accountName.padEnd(16)}  ${c.name}`);
+        const campaigns = await context.db.prisma.campaign.findMany({
+          orderBy: { createdAt: 'desc' },
+          take: 50,
+        });
+        for (const c of campaigns)
+          console.log(`${c.id}  ${c.status.padEnd(9)}  ${c.accountName.padEnd(16)}  ${c.name}`);
       });
     });
 }

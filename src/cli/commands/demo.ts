@@ -23,7 +23,16 @@ export interface DemoOptions {
   rate: number;
 }
 
-const CITIES = ['Sydney', 'Melbourne', 'Brisbane', 'Perth', 'Adelaide', 'Hobart', 'Darwin', 'Canberra'];
+const CITIES = [
+  'Sydney',
+  'Melbourne',
+  'Brisbane',
+  'Perth',
+  'Adelaide',
+  'Hobart',
+  'Darwin',
+  'Canberra',
+];
 const NAMES = ['Ava', 'Noah', 'Mia', 'Leo', 'Isla', 'Jack', 'Zoe', 'Liam', 'Ella', 'Oscar'];
 
 /**
@@ -54,9 +63,13 @@ export async function runDemo(options: DemoOptions): Promise<void> {
   if (!process.env.LOG_LEVEL) config.logLevel = 'warn';
   const out = (line: string) => process.stdout.write(`${line}\n`);
 
-  out('Herald demo: a campaign from CSV to delivery reports through Postgres, Redis and the sandbox provider.');
+  out(
+    'Herald demo: a campaign from CSV to delivery reports through Postgres, Redis and the sandbox provider.',
+  );
   const { created } = await migrate(config.databaseUrl);
-  out(`Database ${created ? 'created and ' : ''}migrated (${new URL(config.databaseUrl).pathname.slice(1)}).`);
+  out(
+    `Database ${created ? 'created and ' : ''}migrated (${new URL(config.databaseUrl).pathname.slice(1)}).`,
+  );
 
   const apiKey = randomBytes(16).toString('hex');
   const sandbox = new SandboxServer({ apiKey, reportDelayMs: 300 });
@@ -89,7 +102,8 @@ export async function runDemo(options: DemoOptions): Promise<void> {
       const campaign = await createCampaign(context, {
         name: `Demo ${new Date().toISOString().slice(0, 16).replace('T', ' ')}`,
         account: 'demo-sandbox',
-        template: 'Hi {{first_name}}, Herald demo: 20% off in {{city}} this week. Reply STOP to opt out.',
+        template:
+          'Hi {{first_name}}, Herald demo: 20% off in {{city}} this week. Reply STOP to opt out.',
       });
       const file = join(workDir, 'recipients.csv');
       await writeFile(file, demoCsv(options.recipients));

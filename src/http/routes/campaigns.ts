@@ -1,6 +1,11 @@
 import type { FastifyInstance } from 'fastify';
 import type { Readable } from 'node:stream';
-import { createCampaign, getCampaign, startCampaign, type CreateCampaignInput } from '../../campaigns/campaign-service.js';
+import {
+  createCampaign,
+  getCampaign,
+  startCampaign,
+  type CreateCampaignInput,
+} from '../../campaigns/campaign-service.js';
 import { getCampaignReport, getCampaignStats } from '../../campaigns/campaign-stats.js';
 import { importRecipients } from '../../campaigns/import-recipients.js';
 import { UserError } from '../../errors.js';
@@ -15,11 +20,21 @@ export async function campaignRoutes(app: FastifyInstance, { context }: { contex
   app.addHook('onRequest', apiKeyAuth(context.config.apiKeys));
 
   // A CSV upload is streamed straight into the importer, never buffered whole.
-  app.addContentTypeParser(['text/csv', 'application/csv'], (_request, payload, done) => done(null, payload));
+  app.addContentTypeParser(['text/csv', 'application/csv'], (_request, payload, done) =>
+    done(null, payload),
+  );
 
   app.get('/accounts', async () => {
-    const pauses = await readAccountPauses(context.redis, context.config.queuePrefix, context.clock.now());
-    return { accounts: context.config.accounts.describe().map((a) => ({ ...a, paused: pauses[a.name] ?? null })) };
+    const pauses = await readAccountPauses(
+      context.redis,
+      context.config.queuePrefix,
+      context.clock.now(),
+    );
+    return {
+      accounts: context.config.accounts
+        .describe()
+        .map((a) => ({ ...a, paused: pauses[a.name] ?? null })),
+    };
   });
 
   app.post<{ Body: CreateCampaignInput }>('/campaigns', async (request, reply) => {
@@ -31,22 +46,34 @@ export async function campaignRoutes(app: FastifyInstance, { context }: { contex
   });
 
   app.get('/campaigns', async () => ({
-    campaigns: await context.db.prisma.campaign.findMany({ orderBy: { createdAt: 'desc' }, take: 100 }),
+    campaigns: await context.db.prisma.campaign.findMany({
+      orderBy: { createdAt: 'desc' },
+      take: 100,
+    }),
   }));
 
-  app.get<IdParams>('/campaigns/:id', async (request) => getCampaignStats(context, request.params.id));
+  app.get<IdParams>('/campaigns/:id', async (request) =>
+    getCampaignStats(context, request.params.id),
+  );
 
-  app.get<IdParams>('/campaigns/:id/report', async (request) => getCampaignReport(context, request.params.id));
+  app.get<IdParams>('/campaigns/:id/report', async (request) =>
+    getCampaignReport(context, request.params.id),
+  );
 
-  app.post<IdParams & { Querystring: { phoneColumn?: string } }>('/campaigns/:id/recipients', async (request) => {
-    if (!request.headers['content-type']?.match(/^(text|application)\/csv/)) {
-      throw new UserError('UNSUPPORTED_MEDIA_TYPE', 'send the recipient list as text/csv', 415);
-    }
-    await getCampaign(context, request.params.id);
-    return importRecipients(context, request.params.id, request.body as Readable, {
-      phoneColumn: request.query.phoneColumn,
-    });
-  });
+  app.post<IdParams & { Querystring: { phoneColumn?: string } }>(
+    '/campaigns/:id/recipients',
+    async (request) => {
+      if (!request.headers['content-type']?.match(/^(text|application)\/csv/)) {
+        throw new UserError('UNSUPPORTED_MEDIA_TYPE', 'send the recipient list as text/csv', 415);
+      }
+      await getCampaign(context, request.params.id);
+      return importRecipients(context, request.params.id, request.body as Readable, {
+        phoneColumn: request.query.phoneColumn,
+      });
+    },
+  );
 
-  app.post<IdParams>('/campaigns/:id/start', async (request) => startCampaign(context, request.params.id));
+  app.post<IdParams>('/campaigns/:id/start', async (request) =>
+    startCampaign(context, request.params.id),
+  );
 }

@@ -32,7 +32,8 @@ export async function webhookRoutes(app: FastifyInstance, { context }: { context
     const text = body as string;
     request.rawBody = text;
     const type = request.headers['content-type'] ?? '';
-    if (type.includes('application/x-www-form-urlencoded')) return done(null, parseQueryString(text));
+    if (type.includes('application/x-www-form-urlencoded'))
+      return done(null, parseQueryString(text));
     if (text.trim() === '') return done(null, undefined);
     try {
       done(null, JSON.parse(text));
@@ -63,11 +64,17 @@ export async function webhookRoutes(app: FastifyInstance, { context }: { context
         });
       } catch (error) {
         if (error instanceof WebhookAuthError) {
-          request.log.warn({ account, provider, reason: error.message }, 'webhook failed provider authentication');
+          request.log.warn(
+            { account, provider, reason: error.message },
+            'webhook failed provider authentication',
+          );
           return reply.status(401).send(errorBody('WEBHOOK_UNAUTHORIZED', error.message));
         }
         if (error instanceof WebhookPayloadError) {
-          request.log.warn({ account, provider, reason: error.message }, 'unreadable webhook payload');
+          request.log.warn(
+            { account, provider, reason: error.message },
+            'unreadable webhook payload',
+          );
           return reply.status(400).send(errorBody('WEBHOOK_PAYLOAD_INVALID', error.message));
         }
         throw error;

@@ -70,7 +70,8 @@ export class SandboxServer {
     this.server = createServer((req, res) => {
       this.route(req, res).catch((error: unknown) => {
         this.options.logger?.error({ err: error }, 'sandbox request failed');
-        if (!res.headersSent) reply(res, 500, { error: { code: 'INTERNAL', message: 'internal error' } });
+        if (!res.headersSent)
+          reply(res, 500, { error: { code: 'INTERNAL', message: 'internal error' } });
       });
     });
     this.server.keepAliveTimeout = 10_000;
@@ -108,16 +109,21 @@ export class SandboxServer {
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://sandbox');
     if (req.headers.authorization !== `Bearer ${this.options.apiKey}`) {
-      return reply(res, 401, { error: { code: 'UNAUTHORIZED', message: 'missing or wrong API key' } });
+      return reply(res, 401, {
+        error: { code: 'UNAUTHORIZED', message: 'missing or wrong API key' },
+      });
     }
     if (req.method === 'POST' && url.pathname === '/v1/messages') return this.send(req, res);
     const match = /^\/v1\/messages\/([^/]+)$/.exec(url.pathname);
     if (req.method === 'GET' && match) {
       const message = this.messages.get(decodeURIComponent(match[1]!));
-      if (!message) return reply(res, 404, { error: { code: 'NOT_FOUND', message: 'no such message' } });
+      if (!message)
+        return reply(res, 404, { error: { code: 'NOT_FOUND', message: 'no such message' } });
       return reply(res, 200, message);
     }
-    reply(res, 404, { error: { code: 'NOT_FOUND', message: `no route ${req.method} ${url.pathname}` } });
+    reply(res, 404, {
+      error: { code: 'NOT_FOUND', message: `no route ${req.method} ${url.pathname}` },
+    });
   }
 
   private async send(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -126,13 +132,22 @@ export class SandboxServer {
     if (this.failures && this.failures.remaining > 0) {
       this.failures.remaining -= 1;
       const headers: Record<string, string> = {};
-      if (this.failures.retryAfterSeconds !== undefined) headers['retry-after'] = String(this.failures.retryAfterSeconds);
-      return reply(res, this.failures.status, { error: { code: 'INJECTED', message: 'injected failure' } }, headers);
+      if (this.failures.retryAfterSeconds !== undefined)
+        headers['retry-after'] = String(this.failures.retryAfterSeconds);
+      return reply(
+        res,
+        this.failures.status,
+        { error: { code: 'INJECTED', message: 'injected failure' } },
+        headers,
+      );
     }
     const messages = (payload as { messages?: unknown } | undefined)?.messages;
     if (!Array.isArray(messages) || messages.length === 0 || messages.length > MAX_BATCH) {
       return reply(res, 400, {
-        error: { code: 'INVALID_REQUEST', message: `"messages" must be an array of 1 to ${MAX_BATCH}` },
+        error: {
+          code: 'INVALID_REQUEST',
+          message: `"messages" must be an array of 1 to ${MAX_BATCH}`,
+        },
       });
     }
     const results = messages.map((item: unknown) => this.accept(item));
@@ -141,18 +156,37 @@ export class SandboxServer {
   }
 
   private accept(item: unknown): object {
-    const { to, body, reference, callback_url: callbackUrl } = (item ?? {}) as Record<string, unknown>;
+    const {
+      to,
+      body,
+      reference,
+      callback_url: callbackUrl,
+    } = (item ?? {}) as Record<string, unknown>;
     if (typeof reference === 'string') {
       this.receivedByReference.set(reference, (this.receivedByReference.get(reference) ?? 0) + 1);
     }
     if (typeof to !== 'string' || !E164.test(to)) {
-      return { status: 'rejected', error: { code: 'INVALID_NUMBER', message: '"to" must be E.164' } };
+      return {
+        status: 'rejected',
+        error: { code: 'INVALID_NUMBER', message: '"to" must be E.164' },
+      };
     }
     if (typeof body !== 'string' || body.length === 0 || body.length > MAX_BODY_CHARS) {
-      return { status: 'rejected', error: { code: 'INVALID_BODY', message: `"body" must be 1 to ${MAX_BODY_CHARS} characters` } };
+      return {
+        status: 'rejected',
+        error: {
+          code: 'INVALID_BODY',
+          message: `"body" must be 1 to ${MAX_BODY_CHARS} characters`,
+        },
+      };
     }
     const id = `sbx-${randomUUID()}`;
-    const message: StoredMessage = { id, reference: typeof reference === 'string' ? reference : undefined, to, status: 'sent' };
+    const message: StoredMessage = {
+      id,
+      reference: typeof reference === 'string' ? reference : undefined,
+      to,
+      status: 'sent',
+    };
     if (this.messages.size >= MAX_STORED) this.messages.delete(this.messages.keys().next().value!);
     this.messages.set(id, message);
     if (typeof callbackUrl === 'string') this.scheduleReport(message, callbackUrl);
@@ -193,17 +227,29 @@ export class SandboxServer {
       this.options.logger?.warn({ err: error, attempt }, 'sandbox report could not be posted');
     }
     if (attempt >= 5 || this.stopping) return;
-    const timer = setTimeout(() => {
-      this.timers.delete(timer);
-      void this.callbackLimit(() => this.postReport(url, report, attempt + 1));
-    }, 500 * 2 ** attempt);
+    const timer = setTimeout(
+      () => {
+        this.timers.delete(timer);
+        void this.callbackLimit(() => this.postReport(url, report, attempt + 1));
+      },
+      500 * 2 ** attempt,
+    );
     this.timers.add(timer);
   }
 }
 
-function reply(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+function reply(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    ...headers,
+  });
   res.end(text);
 }
 

@@ -23,8 +23,15 @@ import type {
 const sendResponseSchema = z.object({
   messages: z.array(
     z.union([
-      z.object({ id: z.string().min(1), status: z.literal('accepted'), segments: z.number().int().optional() }),
-      z.object({ status: z.literal('rejected'), error: z.object({ code: z.string(), message: z.string() }) }),
+      z.object({
+        id: z.string().min(1),
+        status: z.literal('accepted'),
+        segments: z.number().int().optional(),
+      }),
+      z.object({
+        status: z.literal('rejected'),
+        error: z.object({ code: z.string(), message: z.string() }),
+      }),
     ]),
   ),
 });
@@ -80,19 +87,27 @@ export class SandboxProvider implements ProviderAdapter {
     const parsed = sendResponseSchema.safeParse(response.json());
     if (!parsed.success || parsed.data.messages.length !== messages.length) {
       // Accepted, but we cannot tell which message got which id: the outcome is unknown.
-      throw new AmbiguousSendError('SANDBOX_BAD_RESPONSE', 'unreadable 202 response from the sandbox');
+      throw new AmbiguousSendError(
+        'SANDBOX_BAD_RESPONSE',
+        'unreadable 202 response from the sandbox',
+      );
     }
     return parsed.data.messages.map((item): SendResult =>
       item.status === 'accepted'
         ? { ok: true, providerMessageId: item.id, segments: item.segments }
-        : { ok: false, error: new PermanentSendError(item.error.code, item.error.message, 'REJECTED') },
+        : {
+            ok: false,
+            error: new PermanentSendError(item.error.code, item.error.message, 'REJECTED'),
+          },
     );
   }
 
   parseWebhook(request: WebhookRequest): WebhookResult {
     const parsed = reportSchema.safeParse(request.body);
     if (!parsed.success) {
-      throw new WebhookPayloadError(`not a sandbox delivery report: ${parsed.error.issues[0]!.message}`);
+      throw new WebhookPayloadError(
+        `not a sandbox delivery report: ${parsed.error.issues[0]!.message}`,
+      );
     }
     const report = parsed.data;
     const reference = report.reference ?? undefined;

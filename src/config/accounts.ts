@@ -37,6 +37,13 @@ const accountFileSchema = z.object({
          * `at-most-once` marks it UNKNOWN; `at-least-once` sends it again.
          */
         deliveryPolicy: z.enum(['at-most-once', 'at-least-once']).default('at-most-once'),
+        /** Price of one SMS segment, for estimates and reports. */
+        pricePerSegment: z.number().nonnegative().optional(),
+        /** Currency of `pricePerSegment` (ISO 4217); reports assume AUD when unset. */
+        currency: z
+          .string()
+          .regex(/^[A-Z]{3}$/, 'must be a three-letter currency code such as AUD')
+          .optional(),
         /** Provider-specific settings; each adapter documents its own. */
         options: z.record(z.string(), z.unknown()).default({}),
       }),

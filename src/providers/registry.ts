@@ -1,6 +1,7 @@
 import type { ProviderRequirements } from '../config/accounts.js';
 import { bandwidthProvider } from './bandwidth/bandwidth.provider.js';
 import { catapultProvider } from './catapult/catapult.provider.js';
+import { messageMediaProvider } from './messagemedia/messagemedia.provider.js';
 import { optusProvider } from './optus/optus.provider.js';
 import { sandboxProvider } from './sandbox/sandbox.provider.js';
 import { telstraProvider } from './telstra/telstra.provider.js';
@@ -10,6 +11,7 @@ import type { ProviderDefinition } from './types.js';
 export const providerDefinitions: Record<string, ProviderDefinition> = {
   [sandboxProvider.type]: sandboxProvider,
   [optusProvider.type]: optusProvider,
+  [messageMediaProvider.type]: messageMediaProvider,
   [bandwidthProvider.type]: bandwidthProvider,
   [catapultProvider.type]: catapultProvider,
   [telstraProvider.type]: telstraProvider,

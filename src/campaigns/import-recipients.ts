@@ -1,10 +1,17 @@
-import type { Readable } from 'node:stream';
+import { once } from 'node:events';
+import { pipeline, type Readable } from 'node:stream';
 import { parse } from 'csv-parse';
+import type pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
 import { ConflictError, UserError } from '../errors.js';
 import { normalisePhone } from '../messages/phone.js';
-import { fieldName, templateFields } from '../messages/template.js';
+import { countSegments } from '../messages/segments.js';
+import { fieldName, MissingFieldError, renderTemplate, templateFields } from '../messages/template.js';
+import { isValidTimeZone, parseSendTime } from '../messages/zoned-time.js';
+import { providerDefinitions } from '../providers/registry.js';
 import type { AppContext } from '../runtime/context.js';
 import { getCampaign } from './campaign-service.js';
+import { UploadGuard } from './upload-guard.js';
 
 /** Header names recognised as the phone column, in order of preference (after normalising). */
 export const PHONE_COLUMN_NAMES = [
@@ -24,9 +31,14 @@ export const PHONE_COLUMN_NAMES = [
   'to',
 ];
 
-const BATCH_ROWS = 2000;
-/** Rejections kept in the report; the counts are always complete. */
-const MAX_REPORTED_REJECTIONS = 1000;
+/** Optional columns that schedule a row instead of filling the template (reminder lists). */
+const SEND_AT_COLUMN = 'send_at';
+const TIMEZONE_COLUMN = 'timezone';
+
+/** Rejections returned in the report; all of them are stored and downloadable. */
+const REPORTED_REJECTIONS = 100;
+/** Text sent to COPY per write: big enough to keep the stream efficient, small enough to stay flat. */
+const COPY_CHUNK_CHARS = 256 * 1024;
 
 export interface Rejection {
   /** Line in the file where the row ends (1 = header). */
@@ -35,6 +47,7 @@ export interface Rejection {
 }
 
 export interface ImportReport {
+  importId: string;
   /** Data rows read (header excluded). */
   rows: number;
   accepted: number;
@@ -43,23 +56,29 @@ export interface ImportReport {
   duplicates: number;
   /** Rows whose number is on the suppression list. */
   suppressed: number;
+  /** The first rejections, in file order; all of them: GET …/imports/:importId/rejections.csv. */
   rejections: Rejection[];
-  /** True when more rows were rejected than `rejections` lists. */
-  rejectionsTruncated: boolean;
   phoneColumn: string;
   columns: string[];
 }
 
-interface PendingRow {
-  phone: string;
-  fields: Record<string, string>;
+interface Columns {
+  names: string[];
+  phone: number;
+  sendAt: number;
+  timezone: number;
 }
 
 /**
- * Streams a CSV into the campaign's recipients: memory stays flat whatever the file size. Bad
- * rows are reported with their line and reason while good rows go in. Rows are written in
- * batches with `INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING`, which collapses duplicate
- * numbers (within the file and the campaign) in the database instead of in memory.
+ * Streams a CSV into the campaign's recipients with memory that does not grow with the file.
+ *
+ * Every row is checked here (number → E.164, fields the template needs, the rendered message's
+ * length against the provider's limit, send time) and written, good or bad, through COPY into a
+ * temporary staging table. One INSERT … SELECT then moves the good rows into `message`: first row
+ * per number wins (duplicates in the file), numbers on the suppression list are skipped, numbers
+ * already in the campaign collapse on its unique key; the bad rows go to `import_rejection` with
+ * their line and reason. All of it is one transaction: an import either completes with every good
+ * row in, or (file too large, not UTF-8, no valid rows…) leaves nothing behind.
  */
 export async function importRecipients(
   context: AppContext,
@@ -74,150 +93,277 @@ export async function importRecipients(
       `campaign ${campaignId} is ${campaign.status}; recipients can only be added to a DRAFT campaign`,
     );
   }
+  const account = context.config.accounts.get(campaign.accountName);
   const needed = templateFields(campaign.template);
-  const parser = input.pipe(
-    // Column counts are checked below, to report them in plain words.
-    parse({
+  const rules: RowRules = {
+    template: campaign.template,
+    needed,
+    region: campaign.defaultRegion,
+    timezone: campaign.timezone,
+    maxBody: providerDefinitions[account.provider]?.maxBodyChars?.(account),
+    now: context.clock.now(),
+  };
+
+  const client = await context.db.pool.connect();
+  let failed = false;
+  try {
+    await client.query('BEGIN');
+    await client.query(
+      `CREATE TEMP TABLE import_staging (
+         line int, phone text, fields jsonb, due_at timestamptz, timezone text, segments int,
+         reason text, raw text
+       ) ON COMMIT DROP`,
+    );
+    const copy = client.query(copyFrom('COPY import_staging FROM STDIN'));
+    // A COPY error reaches us through once('drain'/'finish'); on the abort path (connection
+    // dropped after another failure) it has no one left to tell.
+    copy.on('error', () => {});
+    const parser = parse({
       bom: true,
       skip_empty_lines: true,
       skip_records_with_error: true,
+      // Column counts are checked below, to report them in plain words.
       relax_column_count: true,
       info: true,
-    }),
-  );
-  const report: ImportReport = {
-    rows: 0,
-    accepted: 0,
-    rejected: 0,
-    duplicates: 0,
-    suppressed: 0,
-    rejections: [],
-    rejectionsTruncated: false,
-    phoneColumn: '',
-    columns: [],
-  };
-  const reject = (line: number, reason: string) => {
-    report.rejected += 1;
-    if (report.rejections.length < MAX_REPORTED_REJECTIONS)
-      report.rejections.push({ line, reason });
-    else report.rejectionsTruncated = true;
-  };
-  parser.on('skip', (error: Error & { lines?: number }) => {
-    report.rows += 1;
-    reject(error.lines ?? 0, `malformed CSV: ${error.message}`);
-  });
-  input.on('error', (error) => parser.destroy(error));
-
-  let header: string[] | undefined;
-  let phoneIndex = -1;
-  let batch: PendingRow[] = [];
-  for await (const { record, info } of parser as AsyncIterable<{
-    record: string[];
-    info: { lines: number };
-  }>) {
-    if (!header) {
-      header = record.map(fieldName);
-      phoneIndex = findPhoneColumn(header, record, options.phoneColumn);
-      report.phoneColumn = header[phoneIndex]!;
-      report.columns = header;
-      const missing = needed.filter((f) => !header!.includes(f));
-      if (missing.length > 0) {
-        throw new UserError(
-          'TEMPLATE_FIELD_UNKNOWN',
-          `the template uses ${missing.map((f) => `{{${f}}}`).join(', ')} but the file has no such column; columns found: ${header.join(', ')}`,
-        );
-      }
-      continue;
-    }
-    report.rows += 1;
-    if (record.length !== header.length) {
-      reject(info.lines, `expected ${header.length} columns, found ${record.length}`);
-      continue;
-    }
-    const phone = normalisePhone(record[phoneIndex]!, campaign.defaultRegion);
-    if (!phone.ok) {
-      reject(info.lines, phone.reason);
-      continue;
-    }
-    const fields: Record<string, string> = {};
-    header.forEach((name, i) => {
-      if (i !== phoneIndex && name) fields[name] = record[i]!.trim();
+      raw: true,
     });
-    const blank = needed.find((f) => !fields[f]);
-    if (blank) {
-      reject(info.lines, `empty value for {{${blank}}}, which the template uses`);
-      continue;
+    // Any failure (size limit, not UTF-8, the upload breaking off) ends the loop below with it.
+    pipeline(input, new UploadGuard(context.config.maxUploadBytes), parser, () => {});
+
+    let buffer = '';
+    const flush = async () => {
+      if (!copy.write(buffer)) await once(copy, 'drain');
+      buffer = '';
+    };
+    const stage = (line: number, row: StagedRow) => {
+      buffer += stagingLine(line, row);
+    };
+    const malformed: Array<{ line: number; reason: string }> = [];
+    parser.on('skip', (error: Error & { lines?: number; raw?: string }) => {
+      malformed.push({ line: error.lines ?? 0, reason: `malformed CSV: ${error.message}` });
+    });
+
+    let columns: Columns | undefined;
+    for await (const { record, info, raw } of parser as AsyncIterable<{
+      record: string[];
+      info: { lines: number };
+      raw: string;
+    }>) {
+      for (const m of malformed.splice(0)) stage(m.line, { reason: m.reason, raw: '' });
+      if (!columns) {
+        columns = findColumns(record, options.phoneColumn, needed);
+        continue;
+      }
+      stage(info.lines, checkRow(record, raw, columns, rules));
+      if (buffer.length >= COPY_CHUNK_CHARS) await flush();
     }
-    batch.push({ phone: phone.e164, fields });
-    if (batch.length >= BATCH_ROWS) {
-      await insertBatch(context, campaignId, batch, report);
-      batch = [];
+    for (const m of malformed.splice(0)) stage(m.line, { reason: m.reason, raw: '' });
+    await flush();
+    copy.end();
+    await once(copy, 'finish');
+    if (!columns) {
+      throw new UserError('CSV_EMPTY', 'the file is empty: expected a header row and at least one recipient');
     }
-  }
-  if (!header)
-    throw new UserError(
-      'CSV_EMPTY',
-      'the file is empty: expected a header row and at least one recipient',
+    const report = await moveStagedRows(client, campaignId, columns);
+    await client.query('COMMIT');
+    context.logger.info(
+      { campaignId, importId: report.importId, rows: report.rows, accepted: report.accepted, rejected: report.rejected },
+      'recipients imported',
     );
-  if (batch.length > 0) await insertBatch(context, campaignId, batch, report);
-  // The parser reports malformed records out of order; readers expect file order.
-  report.rejections.sort((a, b) => a.line - b.line);
-  if (report.accepted === 0 && report.duplicates === 0 && report.suppressed === 0) {
-    throw new UserError(
-      'CSV_NO_VALID_ROWS',
-      `no valid rows: ${report.rejected} of ${report.rows} rows were rejected; nothing was imported`,
-      400,
-      report,
-    );
+    return report;
+  } catch (error) {
+    failed = true;
+    throw error;
+  } finally {
+    // After a failure the connection may be mid-COPY: drop it, and the transaction with it.
+    client.release(failed ? true : undefined);
   }
-  context.logger.info(
-    { campaignId, rows: report.rows, accepted: report.accepted, rejected: report.rejected },
-    'recipients imported',
-  );
-  return report;
 }
 
-function findPhoneColumn(header: string[], raw: string[], chosen: string | undefined): number {
+interface StagedRow {
+  phone?: string;
+  fields?: Record<string, string>;
+  dueAt?: Date;
+  timezone?: string;
+  segments?: number;
+  reason?: string;
+  raw: string;
+}
+
+interface RowRules {
+  template: string;
+  needed: string[];
+  region: string;
+  timezone: string;
+  maxBody: number | undefined;
+  now: Date;
+}
+
+function checkRow(record: string[], raw: string, columns: Columns, rules: RowRules): StagedRow {
+  const rawLine = raw.replace(/\r?\n$/, '');
+  if (record.length !== columns.names.length) {
+    return { reason: `expected ${columns.names.length} columns, found ${record.length}`, raw: rawLine };
+  }
+  const phone = normalisePhone(record[columns.phone]!, rules.region);
+  if (!phone.ok) return { reason: phone.reason, raw: rawLine };
+
+  const fields: Record<string, string> = {};
+  columns.names.forEach((name, i) => {
+    if (i !== columns.phone && i !== columns.sendAt && i !== columns.timezone && name) {
+      fields[name] = record[i]!.trim();
+    }
+  });
+  let body: string;
+  try {
+    body = renderTemplate(rules.template, fields);
+  } catch (error) {
+    if (!(error instanceof MissingFieldError)) throw error;
+    return { reason: `empty value for {{${error.field}}}, which the template uses`, raw: rawLine };
+  }
+  if (rules.maxBody !== undefined && body.length > rules.maxBody && [...body].length > rules.maxBody) {
+    return {
+      reason: `the message would be ${[...body].length} characters; the account's provider accepts at most ${rules.maxBody}`,
+      raw: rawLine,
+    };
+  }
+
+  const timezone = columns.timezone >= 0 ? record[columns.timezone]!.trim() : '';
+  if (timezone && !isValidTimeZone(timezone)) {
+    return { reason: `unknown time zone "${timezone}" (use an IANA name such as Australia/Sydney)`, raw: rawLine };
+  }
+  let dueAt: Date | undefined;
+  const sendAt = columns.sendAt >= 0 ? record[columns.sendAt]!.trim() : '';
+  if (sendAt) {
+    dueAt = parseSendTime(sendAt, timezone || rules.timezone);
+    if (!dueAt) {
+      return {
+        reason: `send_at "${sendAt}" is not a date and time (write 2026-12-01 09:30, or ISO 8601 with an offset)`,
+        raw: rawLine,
+      };
+    }
+    if (dueAt <= rules.now) return { reason: `send_at "${sendAt}" is in the past`, raw: rawLine };
+  }
+  return {
+    phone: phone.e164,
+    fields,
+    dueAt,
+    timezone: timezone || undefined,
+    segments: countSegments(body).segments,
+    raw: rawLine,
+  };
+}
+
+function findColumns(header: string[], chosen: string | undefined, needed: string[]): Columns {
+  const names = header.map(fieldName);
+  let phone: number;
   if (chosen) {
-    const index = header.indexOf(fieldName(chosen));
-    if (index < 0) {
+    phone = names.indexOf(fieldName(chosen));
+    if (phone < 0) {
+      throw new UserError('CSV_NO_PHONE_COLUMN', `no column named "${chosen}"; columns found: ${header.join(', ')}`);
+    }
+  } else {
+    phone = PHONE_COLUMN_NAMES.map((name) => names.indexOf(name)).find((i) => i >= 0) ?? -1;
+    if (phone < 0) {
       throw new UserError(
         'CSV_NO_PHONE_COLUMN',
-        `no column named "${chosen}"; columns found: ${raw.join(', ')}`,
+        `no phone column; columns found: ${header.join(', ') || '(none)'}. Name one phone, mobile, msisdn or number, or choose it with the phone column option`,
       );
     }
-    return index;
   }
-  for (const name of PHONE_COLUMN_NAMES) {
-    const index = header.indexOf(name);
-    if (index >= 0) return index;
+  const missing = needed.filter((f) => !names.includes(f));
+  if (missing.length > 0) {
+    throw new UserError(
+      'TEMPLATE_FIELD_UNKNOWN',
+      `the template uses ${missing.map((f) => `{{${f}}}`).join(', ')} but the file has no such column; columns found: ${names.join(', ')}`,
+    );
   }
-  throw new UserError(
-    'CSV_NO_PHONE_COLUMN',
-    `no phone column; columns found: ${raw.join(', ') || '(none)'}. Name one phone, mobile, msisdn or number, or choose it with the phone column option`,
-  );
+  return { names, phone, sendAt: names.indexOf(SEND_AT_COLUMN), timezone: names.indexOf(TIMEZONE_COLUMN) };
 }
 
-async function insertBatch(
-  context: AppContext,
+/** One line of COPY text format: tab-separated, \N for null, backslash escapes. */
+function stagingLine(line: number, row: StagedRow): string {
+  return `${[
+    String(line),
+    copyText(row.phone),
+    copyText(row.fields && JSON.stringify(row.fields)),
+    copyText(row.dueAt?.toISOString()),
+    copyText(row.timezone),
+    copyText(row.segments?.toString()),
+    copyText(row.reason),
+    copyText(row.raw),
+  ].join('\t')}\n`;
+}
+
+function copyText(value: string | undefined): string {
+  if (value === undefined) return '\\N';
+  return /[\\\t\n\r]/.test(value)
+    ? value.replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n').replace(/\r/g, '\\r')
+    : value;
+}
+
+/** The set-based half of the import, inside the caller's transaction. */
+async function moveStagedRows(
+  client: pg.PoolClient,
   campaignId: string,
-  batch: PendingRow[],
-  report: ImportReport,
-) {
-  // Suppressed numbers are skipped at import (and checked again at send time).
-  const suppressed = await context.db.pool.query<{ phone: string }>(
-    'SELECT phone FROM suppression WHERE phone = ANY($1::text[])',
-    [batch.map((r) => r.phone)],
+  columns: Columns,
+): Promise<ImportReport> {
+  const counts = await client.query<{ valid: string; rejected: string; suppressed: string; lines: string }>(
+    `SELECT count(*) FILTER (WHERE st.reason IS NULL) AS valid,
+            count(*) FILTER (WHERE st.reason IS NOT NULL) AS rejected,
+            count(*) FILTER (WHERE st.reason IS NULL AND s.phone IS NOT NULL) AS suppressed,
+            count(*) AS lines
+     FROM import_staging st LEFT JOIN suppression s ON s.phone = st.phone`,
   );
-  const blocked = new Set(suppressed.rows.map((r) => r.phone));
-  const rows = blocked.size ? batch.filter((r) => !blocked.has(r.phone)) : batch;
-  report.suppressed += batch.length - rows.length;
-  const inserted = await context.db.pool.query(
-    `INSERT INTO message (campaign_id, phone, fields)
-     SELECT $1::uuid, phone, fields FROM unnest($2::text[], $3::jsonb[]) AS r(phone, fields)
+  const valid = Number(counts.rows[0]!.valid);
+  const rejected = Number(counts.rows[0]!.rejected);
+  const suppressed = Number(counts.rows[0]!.suppressed);
+  const total = Number(counts.rows[0]!.lines);
+  const firstRejections = async () =>
+    (
+      await client.query<Rejection>(
+        `SELECT line, reason FROM import_staging WHERE reason IS NOT NULL ORDER BY line LIMIT ${REPORTED_REJECTIONS}`,
+      )
+    ).rows;
+  if (valid === 0) {
+    throw new UserError(
+      'CSV_NO_VALID_ROWS',
+      `no valid rows: ${rejected} of ${total} rows were rejected; nothing was imported`,
+      400,
+      { rows: total, rejected, rejections: await firstRejections() },
+    );
+  }
+  const inserted = await client.query(
+    `INSERT INTO message (campaign_id, phone, fields, due_at, timezone, segments)
+     SELECT $1::uuid, phone, fields, due_at, timezone, segments FROM (
+       SELECT DISTINCT ON (phone) * FROM import_staging st
+       WHERE reason IS NULL AND NOT EXISTS (SELECT 1 FROM suppression s WHERE s.phone = st.phone)
+       ORDER BY phone, line
+     ) first_per_number
      ON CONFLICT (campaign_id, phone) DO NOTHING`,
-    [campaignId, rows.map((r) => r.phone), rows.map((r) => JSON.stringify(r.fields))],
+    [campaignId],
   );
-  report.accepted += inserted.rowCount ?? 0;
-  report.duplicates += rows.length - (inserted.rowCount ?? 0);
+  const accepted = inserted.rowCount ?? 0;
+  const created = await client.query<{ id: string }>(
+    `INSERT INTO recipient_import (campaign_id, phone_column, columns, rows, accepted, rejected, duplicates, suppressed)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
+    [campaignId, columns.names[columns.phone], columns.names, total, accepted, rejected, valid - suppressed - accepted, suppressed],
+  );
+  const importId = created.rows[0]!.id;
+  await client.query(
+    `INSERT INTO import_rejection (import_id, line, reason, raw)
+     SELECT $1, line, reason, raw FROM import_staging WHERE reason IS NOT NULL
+     ON CONFLICT DO NOTHING`,
+    [importId],
+  );
+  return {
+    importId,
+    rows: total,
+    accepted,
+    rejected,
+    duplicates: valid - suppressed - accepted,
+    suppressed,
+    rejections: await firstRejections(),
+    phoneColumn: columns.names[columns.phone]!,
+    columns: columns.names,
+  };
 }

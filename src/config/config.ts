@@ -16,6 +16,7 @@ export interface Config {
   apiKeys: string[];
   accounts: AccountRegistry;
   sandboxUrl: string;
+  maxUploadBytes: number;
   sandboxApiKey: string;
   logLevel: string;
   sweepIntervalMs: number;
@@ -55,6 +56,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     apiKeys: env.HERALD_API_KEYS,
     accounts,
     sandboxUrl: env.HERALD_SANDBOX_URL,
+    maxUploadBytes: env.HERALD_MAX_UPLOAD_BYTES,
     sandboxApiKey: env.HERALD_SANDBOX_API_KEY,
     logLevel: env.LOG_LEVEL,
     sweepIntervalMs: env.HERALD_SWEEP_INTERVAL_MS,

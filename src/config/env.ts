@@ -45,6 +45,8 @@ const envSchema = z.object({
     .default('http://127.0.0.1:4010'),
   /** Key the sandbox provider accepts, and the built-in `sandbox` account sends. */
   HERALD_SANDBOX_API_KEY: z.string().min(1).default('sandbox-key'),
+  /** Largest recipient list accepted in one upload, in bytes (256 MiB ≈ 5 million rows). */
+  HERALD_MAX_UPLOAD_BYTES: positiveInt.default(256 * 1024 * 1024),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** How often the sweeper plans running campaigns and looks for lost jobs. */
   HERALD_SWEEP_INTERVAL_MS: positiveInt.default(2000),

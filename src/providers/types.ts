@@ -114,5 +114,10 @@ export interface ProviderDefinition {
    * file is loaded so a mistake is reported at boot, naming the account and the field.
    */
   readonly optionsSchema?: z.ZodType;
+  /**
+   * The longest message body (in characters) the provider accepts for this account, so the import
+   * can reject a row whose message would be refused, before anything is sent.
+   */
+  maxBodyChars?(account: Account): number;
   create(context: ProviderContext): ProviderAdapter;
 }

@@ -15,6 +15,7 @@ CREATE TABLE "campaign" (
     "template" TEXT NOT NULL,
     "status" "campaign_status" NOT NULL DEFAULT 'DRAFT',
     "default_region" TEXT NOT NULL DEFAULT 'AU',
+    "timezone" TEXT NOT NULL DEFAULT 'Australia/Sydney',
     "scheduled_at" TIMESTAMPTZ(3),
     "started_at" TIMESTAMPTZ(3),
     "completed_at" TIMESTAMPTZ(3),
@@ -32,6 +33,7 @@ CREATE TABLE "message" (
     "fields" JSONB NOT NULL DEFAULT '{}',
     "status" "message_status" NOT NULL DEFAULT 'PENDING',
     "due_at" TIMESTAMPTZ(3),
+    "timezone" TEXT,
     "account_name" TEXT,
     "provider_message_id" TEXT,
     "segments" INTEGER,
@@ -66,6 +68,32 @@ CREATE TABLE "delivery_event" (
     "retry_at" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
 
     CONSTRAINT "delivery_event_pkey" PRIMARY KEY ("id")
+);
+
+-- CreateTable
+CREATE TABLE "recipient_import" (
+    "id" UUID NOT NULL DEFAULT gen_random_uuid(),
+    "campaign_id" UUID NOT NULL,
+    "phone_column" TEXT NOT NULL,
+    "columns" TEXT[],
+    "rows" INTEGER NOT NULL,
+    "accepted" INTEGER NOT NULL,
+    "rejected" INTEGER NOT NULL,
+    "duplicates" INTEGER NOT NULL,
+    "suppressed" INTEGER NOT NULL,
+    "created_at" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+
+    CONSTRAINT "recipient_import_pkey" PRIMARY KEY ("id")
+);
+
+-- CreateTable
+CREATE TABLE "import_rejection" (
+    "import_id" UUID NOT NULL,
+    "line" INTEGER NOT NULL,
+    "reason" TEXT NOT NULL,
+    "raw" TEXT NOT NULL,
+
+    CONSTRAINT "import_rejection_pkey" PRIMARY KEY ("import_id","line")
 );
 
 -- CreateTable
@@ -123,6 +151,9 @@ CREATE INDEX "delivery_event_message_id_idx" ON "delivery_event"("message_id");
 CREATE UNIQUE INDEX "delivery_event_account_name_dedupe_key_key" ON "delivery_event"("account_name", "dedupe_key");
 
 -- CreateIndex
+CREATE INDEX "recipient_import_campaign_id_idx" ON "recipient_import"("campaign_id");
+
+-- CreateIndex
 CREATE INDEX "inbound_message_campaign_id_idx" ON "inbound_message"("campaign_id");
 
 -- CreateIndex
@@ -133,6 +164,12 @@ CREATE UNIQUE INDEX "inbound_message_account_name_dedupe_key_key" ON "inbound_me
 
 -- AddForeignKey
 ALTER TABLE "message" ADD CONSTRAINT "message_campaign_id_fkey" FOREIGN KEY ("campaign_id") REFERENCES "campaign"("id") ON DELETE CASCADE ON UPDATE CASCADE;
+
+-- AddForeignKey
+ALTER TABLE "recipient_import" ADD CONSTRAINT "recipient_import_campaign_id_fkey" FOREIGN KEY ("campaign_id") REFERENCES "campaign"("id") ON DELETE CASCADE ON UPDATE CASCADE;
+
+-- AddForeignKey
+ALTER TABLE "import_rejection" ADD CONSTRAINT "import_rejection_import_id_fkey" FOREIGN KEY ("import_id") REFERENCES "recipient_import"("id") ON DELETE CASCADE ON UPDATE CASCADE;
 
 -- AddForeignKey
 ALTER TABLE "campaign_counter" ADD CONSTRAINT "campaign_counter_campaign_id_fkey" FOREIGN KEY ("campaign_id") REFERENCES "campaign"("id") ON DELETE CASCADE ON UPDATE CASCADE;

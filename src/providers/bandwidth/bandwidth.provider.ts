@@ -477,6 +477,7 @@ function toReport(event: Callback): StatusReport | undefined {
 
 export const bandwidthProvider: ProviderDefinition = {
   type: 'bandwidth',
+  maxBodyChars: () => MAX_TEXT_LENGTH,
   defaultBaseUrl: 'https://messaging.bandwidth.com/api/v2',
   credentialKeys: [],
   optionalCredentialKeys: [

@@ -438,6 +438,7 @@ function rateLimitResetWait(response: HttpResponse, now = Date.now()): number | 
 
 export const catapultProvider: ProviderDefinition = {
   type: 'catapult',
+  maxBodyChars: () => MAX_TEXT_LENGTH,
   defaultBaseUrl: 'https://api.catapult.inetwork.com',
   credentialKeys: ['apiToken', 'apiSecret'],
   optionalCredentialKeys: ['callbackUsername', 'callbackPassword'],

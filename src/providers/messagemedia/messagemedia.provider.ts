@@ -383,6 +383,7 @@ function parseDate(text: string | null | undefined): Date {
 
 export const messageMediaProvider: ProviderDefinition = {
   type: 'messagemedia',
+  maxBodyChars: () => MM_MAX_CONTENT,
   defaultBaseUrl: 'https://api.messagemedia.com',
   credentialKeys: ['apiKey', 'apiSecret'],
   optionalCredentialKeys: ['hmacKey', 'hmacSecret'],

@@ -353,6 +353,7 @@ function toE164(number: string): string {
 
 export const optusProvider: ProviderDefinition = {
   type: 'optus',
+  maxBodyChars: () => OPTUS_MAX_CONTENT,
   defaultBaseUrl: 'https://api.sms.optus.com.au/rest/sms/v2',
   credentialKeys: ['applicationName', 'password'],
   optionsSchema: optusOptionsSchema,

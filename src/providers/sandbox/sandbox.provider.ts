@@ -146,6 +146,7 @@ function classifyFailure(response: HttpResponse): ProviderError {
 
 export const sandboxProvider: ProviderDefinition = {
   type: 'sandbox',
+  maxBodyChars: () => 1600, // the sandbox server's limit
   defaultBaseUrl: 'http://127.0.0.1:4010',
   credentialKeys: ['apiKey'],
   create: (context) => new SandboxProvider(context),

@@ -469,6 +469,7 @@ function matchByRecipient<T extends { to: string }>(
 
 export const telstraProvider: ProviderDefinition = {
   type: 'telstra',
+  maxBodyChars: (account) => (account.options.version === 'v2' ? V2_MAX_BODY_SINGLE : V3_MAX_BODY),
   // v3's; create() swaps in https://tapi.telstra.com/v2 for a v2 account that left baseUrl unset.
   defaultBaseUrl: TELSTRA_V3_BASE_URL,
   credentialKeys: ['clientId', 'clientSecret'],

@@ -6,7 +6,12 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { ConflictError, UserError } from '../errors.js';
 import { normalisePhone } from '../messages/phone.js';
 import { countSegments } from '../messages/segments.js';
-import { fieldName, MissingFieldError, renderTemplate, templateFields } from '../messages/template.js';
+import {
+  fieldName,
+  MissingFieldError,
+  renderTemplate,
+  templateFields,
+} from '../messages/template.js';
 import { isValidTimeZone, parseSendTime } from '../messages/zoned-time.js';
 import { providerDefinitions } from '../providers/registry.js';
 import type { AppContext } from '../runtime/context.js';
@@ -162,12 +167,21 @@ export async function importRecipients(
     copy.end();
     await once(copy, 'finish');
     if (!columns) {
-      throw new UserError('CSV_EMPTY', 'the file is empty: expected a header row and at least one recipient');
+      throw new UserError(
+        'CSV_EMPTY',
+        'the file is empty: expected a header row and at least one recipient',
+      );
     }
     const report = await moveStagedRows(client, campaignId, columns);
     await client.query('COMMIT');
     context.logger.info(
-      { campaignId, importId: report.importId, rows: report.rows, accepted: report.accepted, rejected: report.rejected },
+      {
+        campaignId,
+        importId: report.importId,
+        rows: report.rows,
+        accepted: report.accepted,
+        rejected: report.rejected,
+      },
       'recipients imported',
     );
     return report;
@@ -202,7 +216,10 @@ interface RowRules {
 function checkRow(record: string[], raw: string, columns: Columns, rules: RowRules): StagedRow {
   const rawLine = raw.replace(/\r?\n$/, '');
   if (record.length !== columns.names.length) {
-    return { reason: `expected ${columns.names.length} columns, found ${record.length}`, raw: rawLine };
+    return {
+      reason: `expected ${columns.names.length} columns, found ${record.length}`,
+      raw: rawLine,
+    };
   }
   const phone = normalisePhone(record[columns.phone]!, rules.region);
   if (!phone.ok) return { reason: phone.reason, raw: rawLine };
@@ -220,7 +237,11 @@ function checkRow(record: string[], raw: string, columns: Columns, rules: RowRul
     if (!(error instanceof MissingFieldError)) throw error;
     return { reason: `empty value for {{${error.field}}}, which the template uses`, raw: rawLine };
   }
-  if (rules.maxBody !== undefined && body.length > rules.maxBody && [...body].length > rules.maxBody) {
+  if (
+    rules.maxBody !== undefined &&
+    body.length > rules.maxBody &&
+    [...body].length > rules.maxBody
+  ) {
     return {
       reason: `the message would be ${[...body].length} characters; the account's provider accepts at most ${rules.maxBody}`,
       raw: rawLine,
@@ -229,7 +250,10 @@ function checkRow(record: string[], raw: string, columns: Columns, rules: RowRul
 
   const timezone = columns.timezone >= 0 ? record[columns.timezone]!.trim() : '';
   if (timezone && !isValidTimeZone(timezone)) {
-    return { reason: `unknown time zone "${timezone}" (use an IANA name such as Australia/Sydney)`, raw: rawLine };
+    return {
+      reason: `unknown time zone "${timezone}" (use an IANA name such as Australia/Sydney)`,
+      raw: rawLine,
+    };
   }
   let dueAt: Date | undefined;
   const sendAt = columns.sendAt >= 0 ? record[columns.sendAt]!.trim() : '';
@@ -259,7 +283,10 @@ function findColumns(header: string[], chosen: string | undefined, needed: strin
   if (chosen) {
     phone = names.indexOf(fieldName(chosen));
     if (phone < 0) {
-      throw new UserError('CSV_NO_PHONE_COLUMN', `no column named "${chosen}"; columns found: ${header.join(', ')}`);
+      throw new UserError(
+        'CSV_NO_PHONE_COLUMN',
+        `no column named "${chosen}"; columns found: ${header.join(', ')}`,
+      );
     }
   } else {
     phone = PHONE_COLUMN_NAMES.map((name) => names.indexOf(name)).find((i) => i >= 0) ?? -1;
@@ -277,7 +304,12 @@ function findColumns(header: string[], chosen: string | undefined, needed: strin
       `the template uses ${missing.map((f) => `{{${f}}}`).join(', ')} but the file has no such column; columns found: ${names.join(', ')}`,
     );
   }
-  return { names, phone, sendAt: names.indexOf(SEND_AT_COLUMN), timezone: names.indexOf(TIMEZONE_COLUMN) };
+  return {
+    names,
+    phone,
+    sendAt: names.indexOf(SEND_AT_COLUMN),
+    timezone: names.indexOf(TIMEZONE_COLUMN),
+  };
 }
 
 /** One line of COPY text format: tab-separated, \N for null, backslash escapes. */
@@ -307,7 +339,12 @@ async function moveStagedRows(
   campaignId: string,
   columns: Columns,
 ): Promise<ImportReport> {
-  const counts = await client.query<{ valid: string; rejected: string; suppressed: string; lines: string }>(
+  const counts = await client.query<{
+    valid: string;
+    rejected: string;
+    suppressed: string;
+    lines: string;
+  }>(
     `SELECT count(*) FILTER (WHERE st.reason IS NULL) AS valid,
             count(*) FILTER (WHERE st.reason IS NOT NULL) AS rejected,
             count(*) FILTER (WHERE st.reason IS NULL AND s.phone IS NOT NULL) AS suppressed,
@@ -346,7 +383,16 @@ async function moveStagedRows(
   const created = await client.query<{ id: string }>(
     `INSERT INTO recipient_import (campaign_id, phone_column, columns, rows, accepted, rejected, duplicates, suppressed)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
-    [campaignId, columns.names[columns.phone], columns.names, total, accepted, rejected, valid - suppressed - accepted, suppressed],
+    [
+      campaignId,
+      columns.names[columns.phone],
+      columns.names,
+      total,
+      accepted,
+      rejected,
+      valid - suppressed - accepted,
+      suppressed,
+    ],
   );
   const importId = created.rows[0]!.id;
   await client.query(

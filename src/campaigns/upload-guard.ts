@@ -19,20 +19,32 @@ export class UploadGuard extends Transform {
     this.bytes += chunk.length;
     if (this.bytes > this.maxBytes) {
       return callback(
-        new UserError('CSV_TOO_LARGE', `the file is larger than the ${formatBytes(this.maxBytes)} limit (HERALD_MAX_UPLOAD_BYTES)`, 413),
+        new UserError(
+          'CSV_TOO_LARGE',
+          `the file is larger than the ${formatBytes(this.maxBytes)} limit (HERALD_MAX_UPLOAD_BYTES)`,
+          413,
+        ),
       );
     }
     const nul = chunk.indexOf(0);
     if (nul >= 0) {
       return callback(
-        new UserError('CSV_NOT_TEXT', `byte ${offset + nul + 1} is a NUL: this looks like a binary file (a spreadsheet?); export it as CSV (UTF-8)`, 415),
+        new UserError(
+          'CSV_NOT_TEXT',
+          `byte ${offset + nul + 1} is a NUL: this looks like a binary file (a spreadsheet?); export it as CSV (UTF-8)`,
+          415,
+        ),
       );
     }
     try {
       this.utf8.decode(chunk, { stream: true });
     } catch {
       return callback(
-        new UserError('CSV_NOT_UTF8', `the file is not UTF-8 (invalid bytes near byte ${offset + 1}); save it as CSV UTF-8`, 415),
+        new UserError(
+          'CSV_NOT_UTF8',
+          `the file is not UTF-8 (invalid bytes near byte ${offset + 1}); save it as CSV UTF-8`,
+          415,
+        ),
       );
     }
     callback(null, chunk);
@@ -42,12 +54,20 @@ export class UploadGuard extends Transform {
     try {
       this.utf8.decode(); // a multi-byte character cut off at the end of the file
     } catch {
-      return callback(new UserError('CSV_NOT_UTF8', 'the file is not UTF-8 (it ends inside a character); save it as CSV UTF-8', 415));
+      return callback(
+        new UserError(
+          'CSV_NOT_UTF8',
+          'the file is not UTF-8 (it ends inside a character); save it as CSV UTF-8',
+          415,
+        ),
+      );
     }
     callback();
   }
 }
 
 function formatBytes(bytes: number): string {
-  return bytes >= 1024 * 1024 ? `${Math.round(bytes / 1024 / 1024)} MiB` : `${Math.round(bytes / 1024)} KiB`;
+  return bytes >= 1024 * 1024
+    ? `${Math.round(bytes / 1024 / 1024)} MiB`
+    : `${Math.round(bytes / 1024)} KiB`;
 }

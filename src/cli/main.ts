@@ -11,6 +11,7 @@ import { serve, stopOnSignals } from '../runtime/serve.js';
 import { WORKER_ROLES, type WorkerRole } from '../runtime/workers.js';
 import { registerCampaignCommands } from './commands/campaign.js';
 import { runDemo } from './commands/demo.js';
+import { registerSuppressionCommands } from './commands/suppression.js';
 import { reportCliError } from './fail.js';
 
 function positiveInt(value: string): number {
@@ -121,6 +122,7 @@ export function buildProgram(): Command {
     });
 
   registerCampaignCommands(program);
+  registerSuppressionCommands(program);
   return program;
 }
 

@@ -1,8 +1,10 @@
+import multipart from '@fastify/multipart';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { AppContext } from '../runtime/context.js';
 import { installErrorHandler } from './error-handler.js';
 import { campaignRoutes } from './routes/campaigns.js';
 import { healthRoutes } from './routes/health.js';
+import { suppressionRoutes } from './routes/suppressions.js';
 import { webhookRoutes } from './routes/webhooks.js';
 
 /** Builds the HTTP app without listening: entry points listen, tests inject. */
@@ -15,8 +17,14 @@ export async function buildApp(context: AppContext): Promise<FastifyInstance> {
     logController: new LogController({ disableRequestLogging: true }),
   });
   installErrorHandler(app);
+  // Uploads (text/csv bodies and multipart forms) are streamed to the importers, never buffered.
+  app.addContentTypeParser(['text/csv', 'application/csv'], (_request, payload, done) =>
+    done(null, payload),
+  );
+  await app.register(multipart);
   await app.register(healthRoutes, { context });
   await app.register(webhookRoutes, { context });
   await app.register(campaignRoutes, { context, prefix: '/v1' });
+  await app.register(suppressionRoutes, { context, prefix: '/v1' });
   return app;
 }

@@ -1,7 +1,11 @@
 import { Metadata } from 'libphonenumber-js/core';
 // The package exports its metadata as a JS module under the .json name.
 import metadata from 'libphonenumber-js/metadata.max.json';
-import { isSupportedCountry, parsePhoneNumberFromString, type CountryCode } from 'libphonenumber-js/max';
+import {
+  isSupportedCountry,
+  parsePhoneNumberFromString,
+  type CountryCode,
+} from 'libphonenumber-js/max';
 
 export type PhoneResult = { ok: true; e164: string } | { ok: false; reason: string };
 
@@ -18,10 +22,19 @@ export function normalisePhone(raw: string, region: string): PhoneResult {
 
 function fullParse(text: string, region: string): PhoneResult {
   const parsed = parsePhoneNumberFromString(text, region as CountryCode);
-  if (!parsed || !parsed.isValid()) return { ok: false, reason: `"${text}" is not a valid phone number` };
+  if (!parsed || !parsed.isValid())
+    return { ok: false, reason: `"${text}" is not a valid phone number` };
   const type = parsed.getType();
-  if (type === 'FIXED_LINE' || type === 'PREMIUM_RATE' || type === 'TOLL_FREE' || type === 'SHARED_COST') {
-    return { ok: false, reason: `"${text}" cannot receive SMS (${type.toLowerCase().replace('_', ' ')} number)` };
+  if (
+    type === 'FIXED_LINE' ||
+    type === 'PREMIUM_RATE' ||
+    type === 'TOLL_FREE' ||
+    type === 'SHARED_COST'
+  ) {
+    return {
+      ok: false,
+      reason: `"${text}" cannot receive SMS (${type.toLowerCase().replace('_', ' ')} number)`,
+    };
   }
   return { ok: true, e164: parsed.number };
 }
@@ -73,7 +86,8 @@ function buildFastPath(region: string): FastPath | null {
     const compact = text.replace(/[\s\-().]/g, '');
     let national: string | undefined;
     if (compact.startsWith(international)) national = compact.slice(international.length);
-    else if (prefix && prefixRe.exec(compact)?.[0] === prefix) national = compact.slice(prefix.length);
+    else if (prefix && prefixRe.exec(compact)?.[0] === prefix)
+      national = compact.slice(prefix.length);
     if (national === undefined || !mobileRe.test(national)) return undefined;
     return { ok: true, e164: `${international}${national}` };
   };

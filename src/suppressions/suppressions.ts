@@ -14,7 +14,10 @@ export interface SuppressionEntry {
  * later send to them becomes SUPPRESSED: the list is checked at import and again at send time.
  * Returns how many were new.
  */
-export async function addSuppressions(context: AppContext, entries: SuppressionEntry[]): Promise<number> {
+export async function addSuppressions(
+  context: AppContext,
+  entries: SuppressionEntry[],
+): Promise<number> {
   if (entries.length === 0) return 0;
   const result = await context.db.pool.query(
     `INSERT INTO suppression (phone, reason)

@@ -1,39 +1,33 @@
-import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import { createCampaign, startCampaign } from '../../campaigns/campaign-service.js';
 import { getCampaignReport, getCampaignStats } from '../../campaigns/campaign-stats.js';
+import { estimateCampaign } from '../../campaigns/estimate.js';
+import { rejectionsCsv } from '../../campaigns/import-rejections.js';
 import { importRecipients } from '../../campaigns/import-recipients.js';
-import { loadConfig } from '../../config/config.js';
-import { UserError } from '../../errors.js';
-import { closeContext, createContext, type AppContext } from '../../runtime/context.js';
+import type { AppContext } from '../../runtime/context.js';
+import { openFile, withContext } from '../with-context.js';
 import { formatCampaignReport, formatImportReport } from '../format-report.js';
 import { watchCampaign } from '../watch-campaign.js';
-
-/** Runs `fn` with a context (quiet logs unless LOG_LEVEL says otherwise) and always closes it. */
-async function withContext<T>(fn: (context: AppContext) => Promise<T>): Promise<T> {
-  const config = loadConfig();
-  if (!process.env.LOG_LEVEL) config.logLevel = 'warn';
-  const context = createContext(config, { dbPoolSize: 4 });
-  try {
-    return await fn(context);
-  } finally {
-    await closeContext(context);
-  }
-}
 
 async function importFile(
   context: AppContext,
   campaignId: string,
   file: string,
-  phoneColumn?: string,
+  options: { phoneColumn?: string; rejections?: string },
 ) {
-  const info = await stat(file).catch(() => undefined);
-  if (!info?.isFile()) throw new UserError('FILE_NOT_FOUND', `no such file: ${file}`);
-  const report = await importRecipients(context, campaignId, createReadStream(file), {
-    phoneColumn,
+  const report = await importRecipients(context, campaignId, await openFile(file), {
+    phoneColumn: options.phoneColumn,
   });
   console.log(formatImportReport(report));
+  if (options.rejections && report.rejected > 0) {
+    await pipeline(
+      await rejectionsCsv(context, campaignId, report.importId),
+      createWriteStream(options.rejections),
+    );
+    console.log(`Rejected rows written to ${options.rejections}`);
+  }
   return report;
 }
 
@@ -49,6 +43,7 @@ export function registerCampaignCommands(program: Command): void {
     .option('--region <code>', 'region for national-format numbers', 'AU')
     .option('--csv <file>', 'recipient list to import')
     .option('--phone-column <name>', 'CSV column holding the number (default: found by name)')
+    .option('--rejections <file>', 'write every rejected row (line, reason, row) to this CSV')
     .option('--start', 'start sending right after the import')
     .action(
       async (opts: {
@@ -58,6 +53,7 @@ export function registerCampaignCommands(program: Command): void {
         region: string;
         csv?: string;
         phoneColumn?: string;
+        rejections?: string;
         start?: boolean;
       }) => {
         await withContext(async (context) => {
@@ -68,7 +64,7 @@ export function registerCampaignCommands(program: Command): void {
             defaultRegion: opts.region,
           });
           console.log(`Created campaign ${created.id}`);
-          if (opts.csv) await importFile(context, created.id, opts.csv, opts.phoneColumn);
+          if (opts.csv) await importFile(context, created.id, opts.csv, opts);
           if (opts.start) {
             await startCampaign(context, created.id);
             console.log(`Started; follow it with: herald campaign status ${created.id} --watch`);
@@ -81,8 +77,29 @@ export function registerCampaignCommands(program: Command): void {
     .command('import <id> <file>')
     .description('import a CSV of recipients into a DRAFT campaign')
     .option('--phone-column <name>', 'CSV column holding the number (default: found by name)')
-    .action(async (id: string, file: string, opts: { phoneColumn?: string }) => {
-      await withContext((context) => importFile(context, id, file, opts.phoneColumn));
+    .option('--rejections <file>', 'write every rejected row (line, reason, row) to this CSV')
+    .action(
+      async (id: string, file: string, opts: { phoneColumn?: string; rejections?: string }) => {
+        await withContext((context) => importFile(context, id, file, opts));
+      },
+    );
+
+  campaign
+    .command('estimate <id>')
+    .description('messages, segments and cost of what starting the campaign would send')
+    .option('--json', 'print JSON')
+    .action(async (id: string, opts: { json?: boolean }) => {
+      await withContext(async (context) => {
+        const estimate = await estimateCampaign(context, id);
+        if (opts.json) return console.log(JSON.stringify(estimate, null, 2));
+        const cost =
+          estimate.cost === null
+            ? 'no price set for the account'
+            : `${estimate.cost.toFixed(2)} ${estimate.currency}`;
+        console.log(
+          `${estimate.messages} messages, ${estimate.segments} segments (${estimate.multipart} multipart), cost ${cost}`,
+        );
+      });
     });
 
   campaign

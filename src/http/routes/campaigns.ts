@@ -1,5 +1,4 @@
 import type { FastifyInstance } from 'fastify';
-import type { Readable } from 'node:stream';
 import {
   createCampaign,
   getCampaign,
@@ -7,22 +6,20 @@ import {
   type CreateCampaignInput,
 } from '../../campaigns/campaign-service.js';
 import { getCampaignReport, getCampaignStats } from '../../campaigns/campaign-stats.js';
+import { estimateCampaign } from '../../campaigns/estimate.js';
+import { rejectionsCsv } from '../../campaigns/import-rejections.js';
 import { importRecipients } from '../../campaigns/import-recipients.js';
 import { UserError } from '../../errors.js';
 import { readAccountPauses } from '../../sending/account-state.js';
 import type { AppContext } from '../../runtime/context.js';
 import { apiKeyAuth } from '../api-auth.js';
+import { uploadStream } from '../upload-stream.js';
 
 type IdParams = { Params: { id: string } };
 
 /** The campaign API under /v1 (Bearer API keys). README.md "HTTP API" documents each route. */
 export async function campaignRoutes(app: FastifyInstance, { context }: { context: AppContext }) {
   app.addHook('onRequest', apiKeyAuth(context.config.apiKeys));
-
-  // A CSV upload is streamed straight into the importer, never buffered whole.
-  app.addContentTypeParser(['text/csv', 'application/csv'], (_request, payload, done) =>
-    done(null, payload),
-  );
 
   app.get('/accounts', async () => {
     const pauses = await readAccountPauses(
@@ -63,14 +60,40 @@ export async function campaignRoutes(app: FastifyInstance, { context }: { contex
   app.post<IdParams & { Querystring: { phoneColumn?: string } }>(
     '/campaigns/:id/recipients',
     async (request) => {
-      if (!request.headers['content-type']?.match(/^(text|application)\/csv/)) {
-        throw new UserError('UNSUPPORTED_MEDIA_TYPE', 'send the recipient list as text/csv', 415);
-      }
       await getCampaign(context, request.params.id);
-      return importRecipients(context, request.params.id, request.body as Readable, {
-        phoneColumn: request.query.phoneColumn,
+      const upload = await uploadStream(request, context.config.maxUploadBytes);
+      return importRecipients(context, request.params.id, upload.stream, {
+        phoneColumn: request.query.phoneColumn ?? upload.fields.phoneColumn,
       });
     },
+  );
+
+  app.get<IdParams>('/campaigns/:id/imports', async (request) => {
+    await getCampaign(context, request.params.id);
+    return {
+      imports: await context.db.prisma.recipientImport.findMany({
+        where: { campaignId: request.params.id },
+        orderBy: { createdAt: 'asc' },
+      }),
+    };
+  });
+
+  app.get<{ Params: { id: string; importId: string } }>(
+    '/campaigns/:id/imports/:importId/rejections.csv',
+    async (request, reply) => {
+      const csv = await rejectionsCsv(context, request.params.id, request.params.importId);
+      return reply
+        .type('text/csv; charset=utf-8')
+        .header(
+          'content-disposition',
+          `attachment; filename="rejections-${request.params.importId}.csv"`,
+        )
+        .send(csv);
+    },
+  );
+
+  app.get<IdParams>('/campaigns/:id/estimate', async (request) =>
+    estimateCampaign(context, request.params.id),
   );
 
   app.post<IdParams>('/campaigns/:id/start', async (request) =>

@@ -113,6 +113,8 @@ export async function importRecipients(
   let failed = false;
   try {
     await client.query('BEGIN');
+    // The dedupe sorts every staged row: give it room to sort in memory (this transaction only).
+    await client.query("SET LOCAL work_mem = '64MB'");
     await client.query(
       `CREATE TEMP TABLE import_staging (
          line int, phone text, fields jsonb, due_at timestamptz, timezone text, segments int,

@@ -1,0 +1,20 @@
+// Child process for bench/import.bench.ts: imports one CSV into a new campaign and prints what it
+// took, so that the peak RSS measured is the importer's own.
+import { createReadStream } from 'node:fs';
+import { createCampaign } from '../src/campaigns/campaign-service.js';
+import { importRecipients } from '../src/campaigns/import-recipients.js';
+import { loadConfig } from '../src/config/config.js';
+import { closeContext, createContext } from '../src/runtime/context.js';
+
+const [file] = process.argv.slice(2);
+const config = loadConfig();
+config.logLevel = 'warn';
+const context = createContext(config, { dbPoolSize: 2 });
+const campaign = await createCampaign(context, { name: 'bench', account: 'sandbox', template: 'Hi {{first_name}} in {{city}}' });
+const started = performance.now();
+const report = await importRecipients(context, campaign.id, createReadStream(file!));
+const seconds = (performance.now() - started) / 1000;
+await closeContext(context);
+process.stdout.write(
+  JSON.stringify({ seconds, maxRssMb: process.resourceUsage().maxRSS / 1024, accepted: report.accepted, rejected: report.rejected }),
+);

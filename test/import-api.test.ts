@@ -19,7 +19,7 @@ describe('recipient lists and the suppression list through the HTTP API', () => 
 
   const newCampaign = async (template = 'Hi {{first_name}}') =>
     (await createCampaign(env.context, { name: 'api', account: SANDBOX_ACCOUNT, template })).id;
-  const upload = (id: string, body: BodyInit, type?: string, query = '') =>
+  const upload = (id: string, body: NonNullable<RequestInit['body']>, type?: string, query = '') =>
     fetch(`${base}/campaigns/${id}/recipients${query}`, {
       method: 'POST',
       headers: { ...auth, ...(type ? { 'content-type': type } : {}) },

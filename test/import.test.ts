@@ -95,6 +95,21 @@ describe('recipient import', () => {
     expect(second).toMatchObject({ accepted: 1, duplicates: 1 });
   });
 
+  it('keeps the first row per number when duplicates fall in different batches', async () => {
+    const campaign = await newCampaign();
+    const csv =
+      'phone,first_name\n0412000401,First\n0412000402,B\nbad,C\n0412000401,Second\n0412000403,D\n0412000402,E\n';
+    const report = await importRecipients(env.context, campaign.id, Readable.from([csv]), {
+      batchRows: 2,
+    });
+    expect(report).toMatchObject({ rows: 6, accepted: 3, rejected: 1, duplicates: 2 });
+    const rows = await env.query<{ phone: string; fields: { first_name: string } }>(
+      'SELECT phone, fields FROM message WHERE campaign_id = $1 ORDER BY phone',
+      [campaign.id],
+    );
+    expect(rows.map((r) => r.fields.first_name)).toEqual(['First', 'B', 'D']);
+  });
+
   it('uses the phone column it is told to', async () => {
     const { report } = await run(
       'home,cell,first_name\n0298765432,0412000201,Al\n',

@@ -42,9 +42,10 @@ const TIMEZONE_COLUMN = 'timezone';
 
 /** Rejections returned in the report; all of them are stored and downloadable. */
 const REPORTED_REJECTIONS = 100;
-/** Text sent to COPY per write: big enough to keep the stream efficient; small, so the rows it
- * holds die young instead of filling the old generation between garbage collections. */
-const COPY_CHUNK_CHARS = 32 * 1024;
+/** Rows checked in memory before they are stored: one batch is stored while the next is checked. */
+const BATCH_ROWS = 20_000;
+/** Rows sent to COPY per write. */
+const COPY_CHUNK_ROWS = 500;
 
 export interface Rejection {
   /** Line in the file where the row ends (1 = header). */
@@ -90,7 +91,11 @@ export async function importRecipients(
   context: AppContext,
   campaignId: string,
   input: Readable,
-  options: { phoneColumn?: string } = {},
+  options: {
+    phoneColumn?: string;
+    /** Rows checked in memory before they are stored. @defaultValue 20000 */
+    batchRows?: number;
+  } = {},
 ): Promise<ImportReport> {
   const campaign = await getCampaign(context, campaignId);
   if (campaign.status !== 'DRAFT') {
@@ -114,7 +119,7 @@ export async function importRecipients(
   let failed = false;
   try {
     await client.query('BEGIN');
-    // The dedupe sorts every staged row: give it room to sort in memory (this transaction only).
+    // Each batch's dedupe sorts its rows: room to sort in memory (this transaction only).
     await client.query("SET LOCAL work_mem = '64MB'");
     await client.query(
       `CREATE TEMP TABLE import_staging (
@@ -122,10 +127,6 @@ export async function importRecipients(
          reason text, raw text
        ) ON COMMIT DROP`,
     );
-    const copy = client.query(copyFrom('COPY import_staging FROM STDIN'));
-    // A COPY error reaches us through once('drain'/'finish'); on the abort path (connection
-    // dropped after another failure) it has no one left to tell.
-    copy.on('error', () => {});
     const parser = parse({
       bom: true,
       skip_empty_lines: true,
@@ -137,21 +138,31 @@ export async function importRecipients(
     });
     // Any failure (size limit, not UTF-8, the upload breaking off) ends the loop below with it.
     pipeline(input, new UploadGuard(context.config.maxUploadBytes), parser, () => {});
-
-    let buffer = '';
-    const flush = async () => {
-      if (!copy.write(buffer)) await once(copy, 'drain');
-      buffer = '';
-    };
-    const stage = (line: number, row: StagedRow) => {
-      buffer += stagingLine(line, row);
-    };
     const malformed: Array<{ line: number; reason: string }> = [];
-    parser.on('skip', (error: Error & { lines?: number; raw?: string }) => {
+    parser.on('skip', (error: Error & { lines?: number }) => {
       malformed.push({ line: error.lines ?? 0, reason: `malformed CSV: ${error.message}` });
     });
 
+    const totals: Totals = { rows: 0, valid: 0, rejected: 0, suppressed: 0, accepted: 0 };
+    const rejections: Rejection[] = [];
     let columns: Columns | undefined;
+    let importId: string | undefined;
+    let batch: string[] = [];
+    // One batch is stored while the next is parsed, so the database and the checks overlap.
+    let storing: Promise<void> = Promise.resolve();
+    const stage = (line: number, row: StagedRow) => {
+      batch.push(stagingLine(line, row));
+      if (row.reason && rejections.length < REPORTED_REJECTIONS * 2)
+        rejections.push({ line, reason: row.reason });
+    };
+    const handOver = async () => {
+      await storing;
+      const rows = batch;
+      batch = [];
+      storing = storeBatch(client, importId!, campaignId, rows, totals);
+      storing.catch(() => {}); // surfaces at the next await of `storing`
+    };
+
     for await (const { record, info, raw } of parser as AsyncIterable<{
       record: string[];
       info: { lines: number };
@@ -160,27 +171,63 @@ export async function importRecipients(
       for (const m of malformed.splice(0)) stage(m.line, { reason: m.reason, raw: '' });
       if (!columns) {
         columns = findColumns(record, options.phoneColumn, needed);
+        importId = await createImport(client, campaignId, columns);
         continue;
       }
       stage(info.lines, checkRow(record, raw, columns, rules));
-      if (buffer.length >= COPY_CHUNK_CHARS) await flush();
+      if (batch.length >= (options.batchRows ?? BATCH_ROWS)) await handOver();
     }
     for (const m of malformed.splice(0)) stage(m.line, { reason: m.reason, raw: '' });
-    await flush();
-    copy.end();
-    await once(copy, 'finish');
-    if (!columns) {
+    if (!columns || !importId) {
       throw new UserError(
         'CSV_EMPTY',
         'the file is empty: expected a header row and at least one recipient',
       );
     }
-    const report = await moveStagedRows(client, campaignId, columns);
+    if (batch.length > 0) await handOver();
+    await storing;
+
+    rejections.sort((a, b) => a.line - b.line);
+    if (totals.valid === 0) {
+      throw new UserError(
+        'CSV_NO_VALID_ROWS',
+        `no valid rows: ${totals.rejected} of ${totals.rows} rows were rejected; nothing was imported`,
+        400,
+        {
+          rows: totals.rows,
+          rejected: totals.rejected,
+          rejections: rejections.slice(0, REPORTED_REJECTIONS),
+        },
+      );
+    }
+    const report: ImportReport = {
+      importId,
+      rows: totals.rows,
+      accepted: totals.accepted,
+      rejected: totals.rejected,
+      duplicates: totals.valid - totals.suppressed - totals.accepted,
+      suppressed: totals.suppressed,
+      rejections: rejections.slice(0, REPORTED_REJECTIONS),
+      phoneColumn: columns.names[columns.phone]!,
+      columns: columns.names,
+    };
+    await client.query(
+      `UPDATE recipient_import SET rows = $2, accepted = $3, rejected = $4, duplicates = $5, suppressed = $6
+       WHERE id = $1`,
+      [
+        importId,
+        report.rows,
+        report.accepted,
+        report.rejected,
+        report.duplicates,
+        report.suppressed,
+      ],
+    );
     await client.query('COMMIT');
     context.logger.info(
       {
         campaignId,
-        importId: report.importId,
+        importId,
         rows: report.rows,
         accepted: report.accepted,
         rejected: report.rejected,
@@ -195,6 +242,81 @@ export async function importRecipients(
     // After a failure the connection may be mid-COPY: drop it, and the transaction with it.
     client.release(failed ? true : undefined);
   }
+}
+
+interface Totals {
+  rows: number;
+  valid: number;
+  rejected: number;
+  suppressed: number;
+  accepted: number;
+}
+
+async function createImport(
+  client: pg.PoolClient,
+  campaignId: string,
+  columns: Columns,
+): Promise<string> {
+  const created = await client.query<{ id: string }>(
+    `INSERT INTO recipient_import (campaign_id, phone_column, columns, rows, accepted, rejected, duplicates, suppressed)
+     VALUES ($1, $2, $3, 0, 0, 0, 0, 0) RETURNING id`,
+    [campaignId, columns.names[columns.phone], columns.names],
+  );
+  return created.rows[0]!.id;
+}
+
+/**
+ * Stores one batch: COPY into the staging table, then one statement moves its good rows into
+ * `message` (first row per number wins; suppressed numbers skipped; numbers already in the
+ * campaign, from this file's earlier batches too, collapse on the unique key) and its bad rows into
+ * `import_rejection`, and counts what happened.
+ */
+async function storeBatch(
+  client: pg.PoolClient,
+  importId: string,
+  campaignId: string,
+  rows: string[],
+  totals: Totals,
+): Promise<void> {
+  const copy = client.query(copyFrom('COPY import_staging FROM STDIN'));
+  // Errors surface through once(); on the abort path nobody is left to tell.
+  copy.on('error', () => {});
+  for (let i = 0; i < rows.length; i += COPY_CHUNK_ROWS) {
+    if (!copy.write(rows.slice(i, i + COPY_CHUNK_ROWS).join(''))) await once(copy, 'drain');
+  }
+  copy.end();
+  await once(copy, 'finish');
+  const { rows: counts } = await client.query<Record<keyof Omit<Totals, 'rows'> | 'total', string>>(
+    `WITH inserted AS (
+       INSERT INTO message (campaign_id, phone, fields, due_at, timezone, segments)
+       SELECT $1::uuid, phone, fields, due_at, timezone, segments FROM (
+         SELECT DISTINCT ON (phone) * FROM import_staging st
+         WHERE reason IS NULL AND NOT EXISTS (SELECT 1 FROM suppression s WHERE s.phone = st.phone)
+         ORDER BY phone, line
+       ) first_per_number
+       ON CONFLICT (campaign_id, phone) DO NOTHING
+       RETURNING 1
+     ), rejected AS (
+       INSERT INTO import_rejection (import_id, line, reason, raw)
+       SELECT $2, line, reason, raw FROM import_staging WHERE reason IS NOT NULL
+       ON CONFLICT DO NOTHING
+     )
+     SELECT (SELECT count(*) FROM inserted) AS accepted,
+            count(*) AS total,
+            count(*) FILTER (WHERE st.reason IS NULL) AS valid,
+            count(*) FILTER (WHERE st.reason IS NOT NULL) AS rejected,
+            count(*) FILTER (WHERE st.reason IS NULL
+                               AND EXISTS (SELECT 1 FROM suppression s WHERE s.phone = st.phone)) AS suppressed
+     FROM import_staging st`,
+    [campaignId, importId],
+  );
+  await client.query('TRUNCATE import_staging');
+  const c = counts[0]!;
+  totals.rows += Number(c.total);
+  totals.valid += Number(c.valid);
+  totals.rejected += Number(c.rejected);
+  totals.suppressed += Number(c.suppressed);
+  totals.accepted += Number(c.accepted);
 }
 
 interface StagedRow {
@@ -334,85 +456,4 @@ function copyText(value: string | undefined): string {
   return /[\\\t\n\r]/.test(value)
     ? value.replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n').replace(/\r/g, '\\r')
     : value;
-}
-
-/** The set-based half of the import, inside the caller's transaction. */
-async function moveStagedRows(
-  client: pg.PoolClient,
-  campaignId: string,
-  columns: Columns,
-): Promise<ImportReport> {
-  const counts = await client.query<{
-    valid: string;
-    rejected: string;
-    suppressed: string;
-    lines: string;
-  }>(
-    `SELECT count(*) FILTER (WHERE st.reason IS NULL) AS valid,
-            count(*) FILTER (WHERE st.reason IS NOT NULL) AS rejected,
-            count(*) FILTER (WHERE st.reason IS NULL AND s.phone IS NOT NULL) AS suppressed,
-            count(*) AS lines
-     FROM import_staging st LEFT JOIN suppression s ON s.phone = st.phone`,
-  );
-  const valid = Number(counts.rows[0]!.valid);
-  const rejected = Number(counts.rows[0]!.rejected);
-  const suppressed = Number(counts.rows[0]!.suppressed);
-  const total = Number(counts.rows[0]!.lines);
-  const firstRejections = async () =>
-    (
-      await client.query<Rejection>(
-        `SELECT line, reason FROM import_staging WHERE reason IS NOT NULL ORDER BY line LIMIT ${REPORTED_REJECTIONS}`,
-      )
-    ).rows;
-  if (valid === 0) {
-    throw new UserError(
-      'CSV_NO_VALID_ROWS',
-      `no valid rows: ${rejected} of ${total} rows were rejected; nothing was imported`,
-      400,
-      { rows: total, rejected, rejections: await firstRejections() },
-    );
-  }
-  const inserted = await client.query(
-    `INSERT INTO message (campaign_id, phone, fields, due_at, timezone, segments)
-     SELECT $1::uuid, phone, fields, due_at, timezone, segments FROM (
-       SELECT DISTINCT ON (phone) * FROM import_staging st
-       WHERE reason IS NULL AND NOT EXISTS (SELECT 1 FROM suppression s WHERE s.phone = st.phone)
-       ORDER BY phone, line
-     ) first_per_number
-     ON CONFLICT (campaign_id, phone) DO NOTHING`,
-    [campaignId],
-  );
-  const accepted = inserted.rowCount ?? 0;
-  const created = await client.query<{ id: string }>(
-    `INSERT INTO recipient_import (campaign_id, phone_column, columns, rows, accepted, rejected, duplicates, suppressed)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
-    [
-      campaignId,
-      columns.names[columns.phone],
-      columns.names,
-      total,
-      accepted,
-      rejected,
-      valid - suppressed - accepted,
-      suppressed,
-    ],
-  );
-  const importId = created.rows[0]!.id;
-  await client.query(
-    `INSERT INTO import_rejection (import_id, line, reason, raw)
-     SELECT $1, line, reason, raw FROM import_staging WHERE reason IS NOT NULL
-     ON CONFLICT DO NOTHING`,
-    [importId],
-  );
-  return {
-    importId,
-    rows: total,
-    accepted,
-    rejected,
-    duplicates: valid - suppressed - accepted,
-    suppressed,
-    rejections: await firstRejections(),
-    phoneColumn: columns.names[columns.phone]!,
-    columns: columns.names,
-  };
 }

@@ -152,9 +152,6 @@ CREATE INDEX "campaign_status_idx" ON "campaign"("status");
 CREATE INDEX "message_campaign_id_status_idx" ON "message"("campaign_id", "status");
 
 -- CreateIndex
-CREATE INDEX "message_provider_message_id_account_name_idx" ON "message"("provider_message_id", "account_name");
-
--- CreateIndex
 CREATE UNIQUE INDEX "message_campaign_id_phone_key" ON "message"("campaign_id", "phone");
 
 -- CreateIndex
@@ -245,6 +242,9 @@ CREATE TRIGGER message_counter_update AFTER UPDATE ON message
 
 -- "Due to send": the planner's scan for a campaign's pending messages in due order.
 CREATE INDEX message_due_idx ON message (campaign_id, due_at NULLS FIRST, id) WHERE status = 'PENDING';
+-- "Find by provider id" for delivery reports that carry only the provider's id. Partial: a
+-- message has no provider id until it is sent, and a million-row import should not index nulls.
+CREATE INDEX message_provider_id_idx ON message (provider_message_id, account_name) WHERE provider_message_id IS NOT NULL;
 -- The sweeper's scan for queued or sending messages whose job may have been lost with Redis.
 CREATE INDEX message_in_flight_idx ON message (updated_at) WHERE status IN ('QUEUED', 'SENDING');
 -- The folder's scan for delivery reports not yet applied.

@@ -106,6 +106,26 @@ describe('the herald command', () => {
     expect(noSecret.stderr).toMatch(/^herald: HERALD_WEBHOOK_SECRET: not set;/);
   });
 
+  it('manages the suppression list', async () => {
+    expect(
+      (await runHerald(['suppression', 'add', '0412 003 001', '--reason', 'called in'], cliEnv))
+        .stdout,
+    ).toBe('Added +61412003001\n');
+    const exported = await runHerald(['suppression', 'export'], cliEnv);
+    expect(exported.stdout).toContain('+61412003001,called in,');
+    expect((await runHerald(['suppression', 'remove', '+61412003001'], cliEnv)).stdout).toBe(
+      'Removed +61412003001\n',
+    );
+    expectUserError(
+      await runHerald(['suppression', 'remove', '+61412003001'], cliEnv),
+      '+61412003001 is not on the suppression list',
+    );
+    expectUserError(
+      await runHerald(['suppression', 'add', 'call me'], cliEnv),
+      '"call me" is not a valid phone number',
+    );
+  });
+
   it('refuses to start an unknown campaign', async () => {
     expectUserError(
       await runHerald(['campaign', 'start', '00000000-0000-4000-8000-000000000000'], cliEnv),

@@ -3,6 +3,7 @@ import { ConflictError, NotFoundError, UserError } from '../errors.js';
 import type { Campaign } from '../generated/prisma/client.js';
 import { jobs } from '../queues/jobs.js';
 import { templateFields } from '../messages/template.js';
+import { isValidTimeZone } from '../messages/zoned-time.js';
 import type { AppContext } from '../runtime/context.js';
 
 export const createCampaignInput = z.strictObject({
@@ -15,6 +16,11 @@ export const createCampaignInput = z.strictObject({
     .string()
     .regex(/^[A-Z]{2}$/, 'must be a two-letter region code such as AU')
     .default('AU'),
+  /** IANA time zone for local send times and schedules. @defaultValue "Australia/Sydney" */
+  timezone: z
+    .string()
+    .refine(isValidTimeZone, 'must be an IANA time zone such as Australia/Sydney')
+    .default('Australia/Sydney'),
 });
 export type CreateCampaignInput = z.input<typeof createCampaignInput>;
 
@@ -38,6 +44,7 @@ export async function createCampaign(
       name: data.name,
       accountName: data.account,
       template: data.template,
+      timezone: data.timezone,
       defaultRegion: data.defaultRegion,
     },
   });
@@ -52,16 +59,16 @@ export async function getCampaign(context: AppContext, id: string): Promise<Camp
 }
 
 /**
- * DRAFT → RUNNING and hand it to the planner. The campaign must have recipients and its account
+ * DRAFT or SCHEDULED → RUNNING now, and hand it to the planner. The campaign must have recipients and its account
  * must still be configured.
  */
 export async function startCampaign(context: AppContext, id: string): Promise<Campaign> {
   const campaign = await getCampaign(context, id);
   context.config.accounts.get(campaign.accountName);
-  if (campaign.status !== 'DRAFT') {
+  if (campaign.status !== 'DRAFT' && campaign.status !== 'SCHEDULED') {
     throw new ConflictError(
       'CAMPAIGN_NOT_STARTABLE',
-      `campaign ${id} is ${campaign.status}; only a DRAFT campaign can be started`,
+      `campaign ${id} is ${campaign.status}; only a DRAFT or SCHEDULED campaign can be started`,
     );
   }
   const recipients = await context.db.prisma.message.count({ where: { campaignId: id } });
@@ -72,7 +79,7 @@ export async function startCampaign(context: AppContext, id: string): Promise<Ca
     );
   }
   const updated = await context.db.prisma.campaign.updateMany({
-    where: { id, status: 'DRAFT' },
+    where: { id, status: { in: ['DRAFT', 'SCHEDULED'] } },
     data: { status: 'RUNNING', startedAt: context.clock.now() },
   });
   if (updated.count === 0)

@@ -3,6 +3,12 @@ import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import { createCampaign, startCampaign } from '../../campaigns/campaign-service.js';
 import { getCampaignReport, getCampaignStats } from '../../campaigns/campaign-stats.js';
+import {
+  cancelCampaign,
+  pauseCampaign,
+  resumeCampaign,
+  scheduleCampaign,
+} from '../../campaigns/campaign-lifecycle.js';
 import { estimateCampaign } from '../../campaigns/estimate.js';
 import { rejectionsCsv } from '../../campaigns/import-rejections.js';
 import { importRecipients } from '../../campaigns/import-recipients.js';
@@ -41,6 +47,7 @@ export function registerCampaignCommands(program: Command): void {
     .requiredOption('--account <account>', 'provider account (see `herald accounts`)')
     .requiredOption('--message <template>', 'message text; {{column}} fills in a CSV column')
     .option('--region <code>', 'region for national-format numbers', 'AU')
+    .option('--timezone <zone>', 'IANA time zone for local send times', 'Australia/Sydney')
     .option('--csv <file>', 'recipient list to import')
     .option('--phone-column <name>', 'CSV column holding the number (default: found by name)')
     .option('--rejections <file>', 'write every rejected row (line, reason, row) to this CSV')
@@ -51,6 +58,7 @@ export function registerCampaignCommands(program: Command): void {
         account: string;
         message: string;
         region: string;
+        timezone: string;
         csv?: string;
         phoneColumn?: string;
         rejections?: string;
@@ -62,6 +70,7 @@ export function registerCampaignCommands(program: Command): void {
             account: opts.account,
             template: opts.message,
             defaultRegion: opts.region,
+            timezone: opts.timezone,
           });
           console.log(`Created campaign ${created.id}`);
           if (opts.csv) await importFile(context, created.id, opts.csv, opts);
@@ -83,6 +92,44 @@ export function registerCampaignCommands(program: Command): void {
         await withContext((context) => importFile(context, id, file, opts));
       },
     );
+
+  campaign
+    .command('schedule <id>')
+    .description('start the campaign at a time (again to reschedule)')
+    .requiredOption('--at <time>', "2026-12-04T10:00:00+11:00, or 2026-12-04 10:00 in the campaign's time zone")
+    .action(async (id: string, opts: { at: string }) => {
+      await withContext(async (context) => {
+        const campaign = await scheduleCampaign(context, id, opts.at);
+        console.log(`Campaign ${id} starts at ${campaign.scheduledAt!.toISOString()}`);
+      });
+    });
+
+  for (const [name, action, what] of [
+    ['pause', pauseCampaign, 'stop sending (messages being sent finish)'],
+    ['resume', resumeCampaign, 'carry on sending a paused campaign'],
+  ] as const) {
+    campaign
+      .command(`${name} <id>`)
+      .description(what)
+      .action(async (id: string) => {
+        await withContext(async (context) => {
+          const updated = await action(context, id);
+          console.log(`Campaign ${id} is ${updated.status}`);
+        });
+      });
+  }
+
+  campaign
+    .command('cancel <id>')
+    .description('cancel a campaign: messages not yet handed to the provider are never sent')
+    .action(async (id: string) => {
+      await withContext(async (context) => {
+        const result = await cancelCampaign(context, id);
+        console.log(
+          `Campaign ${id} cancelled: ${result.cancelled} messages will not be sent; ${result.alreadyHandedOver} were already handed to the provider`,
+        );
+      });
+    });
 
   campaign
     .command('estimate <id>')

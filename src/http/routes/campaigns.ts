@@ -6,6 +6,12 @@ import {
   type CreateCampaignInput,
 } from '../../campaigns/campaign-service.js';
 import { getCampaignReport, getCampaignStats } from '../../campaigns/campaign-stats.js';
+import {
+  cancelCampaign,
+  pauseCampaign,
+  resumeCampaign,
+  scheduleCampaign,
+} from '../../campaigns/campaign-lifecycle.js';
 import { estimateCampaign } from '../../campaigns/estimate.js';
 import { rejectionsCsv } from '../../campaigns/import-rejections.js';
 import { importRecipients } from '../../campaigns/import-recipients.js';
@@ -98,5 +104,21 @@ export async function campaignRoutes(app: FastifyInstance, { context }: { contex
 
   app.post<IdParams>('/campaigns/:id/start', async (request) =>
     startCampaign(context, request.params.id),
+  );
+
+  app.post<IdParams>('/campaigns/:id/schedule', async (request) => {
+    const at = (request.body as { at?: unknown } | undefined)?.at;
+    if (typeof at !== 'string')
+      throw new UserError('VALIDATION_FAILED', 'at: expected a date and time string');
+    return scheduleCampaign(context, request.params.id, at);
+  });
+  app.post<IdParams>('/campaigns/:id/pause', async (request) =>
+    pauseCampaign(context, request.params.id),
+  );
+  app.post<IdParams>('/campaigns/:id/resume', async (request) =>
+    resumeCampaign(context, request.params.id),
+  );
+  app.post<IdParams>('/campaigns/:id/cancel', async (request) =>
+    cancelCampaign(context, request.params.id),
   );
 }

@@ -1,5 +1,8 @@
 import { z } from 'zod';
 
+/** Name of the send queue's backoff strategy: exponential with jitter and a maximum. */
+export const SEND_BACKOFF = 'capped-exponential';
+
 /**
  * The job catalog: each job name with its payload schema and retry policy, in one place.
  * Payloads carry ids only; Postgres holds the truth and is read when the job runs.
@@ -12,7 +15,8 @@ export const jobs = {
     /** Retries apply only to definite not-sent failures (connection refused, documented 5xx). */
     options: {
       attempts: 8,
-      backoff: { type: 'exponential', delay: 1000, jitter: 0.5 },
+      // Doubling from 1 s with jitter, capped at HERALD_RETRY_MAX_MS (send-worker.ts computes it).
+      backoff: { type: SEND_BACKOFF, delay: 1000, jitter: 0.5 },
       removeOnComplete: true,
       removeOnFail: { age: 7 * 24 * 3600 },
     },
@@ -31,6 +35,12 @@ export const jobs = {
   /** Periodic: plan running campaigns, start scheduled ones, re-enqueue lost jobs, complete finished ones. */
   sweep: {
     name: 'sweep',
+    schema: z.object({}),
+    options: { removeOnComplete: true, removeOnFail: 100 },
+  },
+  /** Periodic: ask providers about messages SENT long ago without a final report (src/polling/). */
+  pollReports: {
+    name: 'poll-reports',
     schema: z.object({}),
     options: { removeOnComplete: true, removeOnFail: 100 },
   },

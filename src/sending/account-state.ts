@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../queues/queues.js';
 
 /** Why an account's sending is paused, shown by `herald accounts` and the API. */
 export interface AccountPause {
@@ -16,7 +16,7 @@ const key = (prefix: string) => `${prefix}:account-pauses`;
  * queue instead of failing every message; this records why, where every process can see it.
  */
 export async function recordAccountPause(
-  redis: Redis,
+  redis: RedisClient,
   prefix: string,
   account: string,
   pause: AccountPause,
@@ -26,7 +26,7 @@ export async function recordAccountPause(
 
 /** Current pauses by account (expired ones are left out). */
 export async function readAccountPauses(
-  redis: Redis,
+  redis: RedisClient,
   prefix: string,
   now: Date,
 ): Promise<Record<string, AccountPause>> {

@@ -15,6 +15,8 @@ import {
 } from './message-status.js';
 import { recordAccountPause } from './account-state.js';
 import type { SendBatcher } from './send-batcher.js';
+import { withDbRetry } from './db-retry.js';
+import type { StatusWriter } from './status-writer.js';
 
 /** What a send job did; the job's return value, for logs and tests. */
 export type SendJobResult =
@@ -35,37 +37,49 @@ export async function processSendJob(
   job: Job,
   account: Account,
   batcher: SendBatcher,
+  options: {
+    /** True once the worker is stopping: stop waiting for an unreachable database before sending. */
+    stopping?: () => boolean;
+    /** Coalesces this process's claims and SENT writes; without it each is its own statement. */
+    writer?: StatusWriter;
+  } = {},
 ): Promise<SendJobResult> {
+  const { stopping, writer } = options;
   const { pool } = context.db;
   const { messageId } = jobs.send.schema.parse(job.data);
   const log = context.logger.child({ messageId, account: account.name });
+  // Before the provider is called, give up waiting for the database when stopping (the job goes
+  // back to Redis untouched); after, keep trying: the provider's answer must be written.
+  const beforeSend = <T>(fn: () => Promise<T>) =>
+    withDbRetry(fn, { giveUp: stopping, onRetry: dbRetryLog(log) });
+  const afterSend = <T>(fn: () => Promise<T>) => withDbRetry(fn, { onRetry: dbRetryLog(log) });
 
-  let claimed: ClaimedMessage | undefined = await claimMessage(
-    pool,
-    messageId,
-    context.clock.now(),
+  let claimed: ClaimedMessage | undefined = await beforeSend(() =>
+    writer ? writer.claim(messageId) : claimMessage(pool, messageId, context.clock.now()),
   );
   if (!claimed) {
-    const found = await explainUnclaimed(pool, messageId);
+    const found = await beforeSend(() => explainUnclaimed(pool, messageId));
     if (!found) return 'missing';
     if (found.campaignStatus !== 'RUNNING') return 'not-running';
     if (found.status !== 'SENDING' && found.status !== 'UNKNOWN') return 'already-done';
     // An earlier attempt claimed it and stopped before recording what the provider said.
     if (account.deliveryPolicy === 'at-most-once') {
-      await markOutcome(
-        pool,
-        messageId,
-        'UNKNOWN',
-        {
-          code: 'SEND_INTERRUPTED',
-          message: 'a worker stopped while sending; the provider may have sent it',
-        },
-        context.clock.now(),
+      await beforeSend(() =>
+        markOutcome(
+          pool,
+          messageId,
+          'UNKNOWN',
+          {
+            code: 'SEND_INTERRUPTED',
+            message: 'a worker stopped while sending; the provider may have sent it',
+          },
+          context.clock.now(),
+        ),
       );
       log.warn('send interrupted earlier; marked UNKNOWN (at-most-once)');
       return 'unknown';
     }
-    claimed = await reclaimInterrupted(pool, messageId, context.clock.now());
+    claimed = await beforeSend(() => reclaimInterrupted(pool, messageId, context.clock.now()));
     if (!claimed) return 'already-done';
     log.warn('send interrupted earlier; sending again (at-least-once)');
   }
@@ -76,12 +90,14 @@ export async function processSendJob(
     body = renderTemplate(claimed.template, claimed.fields);
   } catch (error) {
     if (!(error instanceof MissingFieldError)) throw error;
-    await markOutcome(
-      pool,
-      messageId,
-      'FAILED',
-      { code: 'TEMPLATE_FIELD_MISSING', message: error.message },
-      context.clock.now(),
+    await afterSend(() =>
+      markOutcome(
+        pool,
+        messageId,
+        'FAILED',
+        { code: 'TEMPLATE_FIELD_MISSING', message: error.message },
+        context.clock.now(),
+      ),
     );
     return 'failed';
   }
@@ -89,10 +105,19 @@ export async function processSendJob(
   const result = await batcher.send({ messageId, to: claimed.phone, body });
   const now = context.clock.now();
   if (result.ok) {
-    await markSent(pool, messageId, result, now);
+    await afterSend(() =>
+      writer ? writer.markSent(messageId, result) : markSent(pool, messageId, result, now),
+    );
     return 'sent';
   }
-  return handleFailure(context, job, account, messageId, result.error);
+  return afterSend(() => handleFailure(context, job, account, messageId, result.error));
+}
+
+function dbRetryLog(log: AppContext['logger']) {
+  return (error: unknown, attempt: number, waitMs: number) => {
+    if (attempt === 1 || attempt % 10 === 0)
+      log.warn({ err: error, attempt, waitMs }, 'database unreachable; waiting to retry');
+  };
 }
 
 async function handleFailure(

@@ -42,8 +42,26 @@ export function formatCampaignReport(report: CampaignReport): string {
     `  not yet sent    ${n(report.remaining)}`,
     `  segments        ${n(report.segments)}`,
   ];
+  if (report.cost) {
+    const money = (v: number) => `${report.cost!.currency} ${v.toFixed(2)}`;
+    lines.push(
+      `  cost            ${money(report.cost.spent)}${report.remaining > 0 ? ` (estimated total ${money(report.cost.estimatedTotal)})` : ''}`,
+    );
+  }
+  lines.push(`  replies         ${n(report.replies)}`);
+  lines.push(`  opted out       ${n(report.optedOut)}`);
   if (report.sendRate !== null)
     lines.push(`  send rate       ${report.sendRate.toFixed(1)} messages/s`);
+  if (report.eta)
+    lines.push(
+      `  ETA             ${formatDuration(report.eta.remainingSeconds * 1000)} at ${report.eta.ratePerSecond.toFixed(1)}/s`,
+    );
+  const unmatched = report.unmatchedReports;
+  if (unmatched.waiting > 0 || unmatched.expired > 0)
+    lines.push(
+      `  unmatched reports on ${unmatched.account}: ${n(unmatched.waiting)} waiting, ${n(unmatched.expired)} expired`,
+    );
+  if (report.throughput.length > 0) lines.push(...formatThroughput(report));
   if (report.failuresByReason.length > 0) {
     lines.push('  failures by reason:');
     for (const f of report.failuresByReason.slice(0, 10)) {
@@ -51,4 +69,29 @@ export function formatCampaignReport(report: CampaignReport): string {
     }
   }
   return lines.join('\n');
+}
+
+/** Sends and final reports per bucket, the busiest buckets' bars scaled to 30 characters. */
+function formatThroughput(report: CampaignReport, shown = 15): string[] {
+  const buckets = report.throughput.slice(-shown);
+  const seconds = report.throughputBucketSeconds;
+  const size =
+    seconds === 60
+      ? 'minute'
+      : seconds === 3600
+        ? 'hour'
+        : seconds === 86_400
+          ? 'day'
+          : formatDuration(seconds * 1000);
+  const peak = Math.max(1, ...buckets.map((b) => b.sent));
+  const lines = [`  throughput per ${size}, UTC (sent │ delivered · failed):`];
+  if (report.throughput.length > shown)
+    lines.push(`    … ${report.throughput.length - shown} earlier buckets (--json has all)`);
+  for (const b of buckets) {
+    const bar = '▇'.repeat(Math.round((b.sent / peak) * 30));
+    lines.push(
+      `    ${b.at.toISOString().slice(11, 16)} ${n(b.sent).padStart(8)} │ ${n(b.delivered)} · ${n(b.failed)}  ${bar}`,
+    );
+  }
+  return lines;
 }

@@ -32,10 +32,12 @@ export async function watchCampaign(
       samples.push({ at: now, processed: stats.processed });
       while (samples.length > 2 && now - samples[0]!.at > 5000) samples.shift();
       const first = samples[0]!;
+      // The recent rate (last 5 s) follows pauses and rate changes; until there is a second of
+      // samples, fall back on the campaign's average since it started (stats.eta).
       const rate =
         now - first.at >= 900
           ? ((stats.processed - first.processed) * 1000) / (now - first.at)
-          : null;
+          : (stats.eta?.ratePerSecond ?? null);
       bar.update(stats.processed, stats.total, progressSuffix(stats, rate));
 
       const done = stats.campaign.status === 'COMPLETED' || stats.campaign.status === 'CANCELLED';

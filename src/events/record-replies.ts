@@ -1,9 +1,20 @@
+import { maskPhone } from '../messages/phone.js';
 import type { InboundReply } from '../providers/types.js';
 import type { AppContext } from '../runtime/context.js';
+import { addSuppressions } from '../suppressions/suppressions.js';
+import { isOptOutReply, optOutPhone } from './opt-outs.js';
+
+/** Suppression reason for a number that replied with an opt-out keyword. */
+export const STOP_REPLY_REASON = 'STOP reply';
 
 /**
  * Stores recipients' replies, linked to the message and campaign they answer where the provider
  * gives us that link (our id, or the provider's id of the original send). Duplicates are kept once.
+ *
+ * A reply that is an opt-out keyword (HERALD_OPT_OUT_KEYWORDS) puts its sender on the suppression
+ * list first, before the reply is stored and so before the webhook is answered: if anything fails
+ * the provider retries the callback and the opt-out is not lost. Adding a number twice is a no-op,
+ * so a duplicate callback does no harm.
  */
 export async function recordReplies(
   context: AppContext,
@@ -11,6 +22,7 @@ export async function recordReplies(
   replies: InboundReply[],
 ): Promise<number> {
   if (replies.length === 0) return 0;
+  await suppressOptOuts(context, accountName, replies);
   const result = await context.db.pool.query(
     `INSERT INTO inbound_message
        (account_name, from_phone, to_address, body, provider_message_id, message_id, campaign_id, occurred_at, dedupe_key)
@@ -39,4 +51,32 @@ export async function recordReplies(
     ],
   );
   return result.rowCount ?? 0;
+}
+
+async function suppressOptOuts(
+  context: AppContext,
+  accountName: string,
+  replies: InboundReply[],
+): Promise<void> {
+  const keywords = new Set(context.config.optOutKeywords);
+  const phones = new Set<string>();
+  for (const reply of replies) {
+    if (!isOptOutReply(reply.body, keywords)) continue;
+    const phone = optOutPhone(reply.from);
+    if (phone) phones.add(phone);
+    else
+      context.logger.warn(
+        { account: accountName },
+        'opt-out reply from a sender that is not a phone number; nothing to suppress',
+      );
+  }
+  if (phones.size === 0) return;
+  const added = await addSuppressions(
+    context,
+    [...phones].map((phone) => ({ phone, reason: STOP_REPLY_REASON })),
+  );
+  context.logger.info(
+    { account: accountName, phones: [...phones].map(maskPhone), added },
+    'opt-out replies: numbers suppressed',
+  );
 }

@@ -16,7 +16,7 @@ import { sandboxErrorCodes, sandboxOutcome } from './outcomes.js';
  *     {"messages":[{"to":"+61412345678","body":"…","reference":"<ours>","callback_url":"…"}]}  (≤100)
  *   → 202 {"messages":[{"id":"sbx-…","status":"accepted","segments":1}
  *                      | {"status":"rejected","error":{"code":"…","message":"…"}}]}
- *   GET /v1/messages/{id} → {"id","reference","to","status"}
+ *   GET /v1/messages/{id} → {"id","reference","to","status","error_code","updated_at"}
  *
  * After `reportDelayMs` it POSTs one delivery report per accepted message to its callback_url:
  *   {"id","reference","to","status":"delivered|failed|expired|undeliverable","error_code","timestamp"}
@@ -31,6 +31,12 @@ export interface SandboxServerOptions {
   reportDelayMs?: number;
   /** Delay before a send is answered, to look like a real network. @defaultValue 0 */
   latencyMs?: number;
+  /**
+   * Messages (by number) whose delivery report is never posted, as when a provider or a network
+   * loses callbacks: their status still changes and `GET /v1/messages/{id}` shows it, so the
+   * polling fallback can find it. @defaultValue none
+   */
+  dropReports?: (to: string) => boolean;
   logger?: Logger;
 }
 
@@ -39,6 +45,8 @@ interface StoredMessage {
   reference: string | undefined;
   to: string;
   status: string;
+  error_code: string | null;
+  updated_at: string;
 }
 
 interface InjectedFailure {
@@ -57,6 +65,10 @@ export class SandboxServer {
   readonly receivedByReference = new Map<string, number>();
   /** HTTP send requests answered 202. */
   acceptedRequests = 0;
+  /** Delivery reports withheld because of `dropReports`. */
+  droppedReports = 0;
+  /** `GET /v1/messages/{id}` requests answered. */
+  statusRequests = 0;
   private readonly messages = new Map<string, StoredMessage>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly callbackLimit = pLimit(32);
@@ -116,6 +128,7 @@ export class SandboxServer {
     if (req.method === 'POST' && url.pathname === '/v1/messages') return this.send(req, res);
     const match = /^\/v1\/messages\/([^/]+)$/.exec(url.pathname);
     if (req.method === 'GET' && match) {
+      this.statusRequests += 1;
       const message = this.messages.get(decodeURIComponent(match[1]!));
       if (!message)
         return reply(res, 404, { error: { code: 'NOT_FOUND', message: 'no such message' } });
@@ -186,6 +199,8 @@ export class SandboxServer {
       reference: typeof reference === 'string' ? reference : undefined,
       to,
       status: 'sent',
+      error_code: null,
+      updated_at: new Date().toISOString(),
     };
     if (this.messages.size >= MAX_STORED) this.messages.delete(this.messages.keys().next().value!);
     this.messages.set(id, message);
@@ -199,13 +214,19 @@ export class SandboxServer {
       this.timers.delete(timer);
       const outcome = sandboxOutcome(message.to);
       message.status = outcome;
+      message.error_code = outcome === 'delivered' ? null : sandboxErrorCodes[outcome];
+      message.updated_at = new Date().toISOString();
+      if (this.options.dropReports?.(message.to)) {
+        this.droppedReports += 1;
+        return;
+      }
       const report = {
         id: message.id,
         reference: message.reference,
         to: message.to,
         status: outcome,
-        error_code: outcome === 'delivered' ? null : sandboxErrorCodes[outcome],
-        timestamp: new Date().toISOString(),
+        error_code: message.error_code,
+        timestamp: message.updated_at,
       };
       void this.callbackLimit(() => this.postReport(callbackUrl, report, 1));
     }, delay);

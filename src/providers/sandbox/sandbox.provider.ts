@@ -1,3 +1,4 @@
+import pLimit from 'p-limit';
 import { z } from 'zod';
 import type { MessageStatus } from '../../generated/prisma/enums.js';
 import {
@@ -16,6 +17,7 @@ import type {
   ProviderContext,
   ProviderDefinition,
   SendResult,
+  StatusReport,
   WebhookRequest,
   WebhookResult,
 } from '../types.js';
@@ -43,6 +45,32 @@ const reportSchema = z.object({
   error_code: z.string().optional().nullable(),
   timestamp: z.iso.datetime({ offset: true }),
 });
+
+/**
+ * A reply (mobile-originated message) as the sandbox posts it: it has `from` and `body` and no
+ * `status`. `reference` is our id of the message it answers, when the sandbox knows it.
+ */
+const replySchema = z.object({
+  id: z.string().min(1),
+  from: z.string().min(1),
+  to: z.string().default(''),
+  body: z.string(),
+  reference: z.string().optional().nullable(),
+  in_reply_to: z.string().optional().nullable(),
+  timestamp: z.iso.datetime({ offset: true }),
+});
+
+/** `GET /v1/messages/{id}`. */
+const messageSchema = z.object({
+  id: z.string().min(1),
+  reference: z.string().optional().nullable(),
+  status: z.string().min(1),
+  error_code: z.string().optional().nullable(),
+  updated_at: z.iso.datetime({ offset: true }).optional(),
+});
+
+/** Status lookups in flight at once per pass (the sandbox has no documented polling budget). */
+const POLL_CONCURRENCY = 8;
 
 const STATUS_MAP: Record<string, MessageStatus> = {
   sent: 'SENT',
@@ -103,6 +131,29 @@ export class SandboxProvider implements ProviderAdapter {
   }
 
   parseWebhook(request: WebhookRequest): WebhookResult {
+    const body = request.body as Record<string, unknown> | undefined;
+    if (body && typeof body === 'object' && 'from' in body && !('status' in body)) {
+      const reply = replySchema.safeParse(body);
+      if (!reply.success) {
+        throw new WebhookPayloadError(`not a sandbox reply: ${reply.error.issues[0]!.message}`);
+      }
+      const r = reply.data;
+      const reference = r.reference ?? undefined;
+      return {
+        reports: [],
+        replies: [
+          {
+            from: r.from,
+            to: r.to,
+            body: r.body,
+            providerMessageId: r.id,
+            inReplyToMessageId: reference && UUID.test(reference) ? reference : undefined,
+            inReplyToProviderMessageId: r.in_reply_to ?? undefined,
+            occurredAt: new Date(r.timestamp),
+          },
+        ],
+      };
+    }
     const parsed = reportSchema.safeParse(request.body);
     if (!parsed.success) {
       throw new WebhookPayloadError(
@@ -123,6 +174,52 @@ export class SandboxProvider implements ProviderAdapter {
           occurredAt: new Date(report.timestamp),
         },
       ],
+    };
+  }
+
+  /**
+   * `GET /v1/messages/{id}` per message, a few at a time. Ids the sandbox no longer knows (404) and
+   * lookups that fail are left out: the message stays SENT and is asked about on a later pass.
+   */
+  async pollStatus(providerMessageIds: string[]): Promise<StatusReport[]> {
+    const limit = pLimit(POLL_CONCURRENCY);
+    const reports = await Promise.all(
+      providerMessageIds.map((id) => limit(() => this.pollOne(id))),
+    );
+    return reports.filter((r): r is StatusReport => r !== undefined);
+  }
+
+  private async pollOne(id: string): Promise<StatusReport | undefined> {
+    let response: HttpResponse;
+    try {
+      response = await this.http.request({
+        method: 'GET',
+        path: `/v1/messages/${encodeURIComponent(id)}`,
+        headers: { authorization: `Bearer ${this.context.account.credentials.apiKey}` },
+      });
+    } catch (error) {
+      this.context.logger.warn({ providerMessageId: id, err: error }, 'sandbox poll failed');
+      return undefined;
+    }
+    if (response.status !== 200) {
+      if (response.status !== 404)
+        this.context.logger.warn(
+          { providerMessageId: id, status: response.status },
+          'sandbox poll refused',
+        );
+      return undefined;
+    }
+    const parsed = messageSchema.safeParse(response.json());
+    if (!parsed.success) return undefined;
+    const message = parsed.data;
+    const reference = message.reference ?? undefined;
+    return {
+      messageId: reference && UUID.test(reference) ? reference : undefined,
+      providerMessageId: message.id,
+      providerStatus: message.status,
+      status: STATUS_MAP[message.status] ?? 'UNKNOWN',
+      errorCode: message.error_code ?? undefined,
+      occurredAt: message.updated_at ? new Date(message.updated_at) : new Date(),
     };
   }
 

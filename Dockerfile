@@ -18,6 +18,8 @@ COPY prisma ./prisma
 # the compiled client is in dist/).
 RUN npm ci --omit=dev --no-audit --no-fund
 COPY --from=build /app/dist ./dist
+# The dashboard is served from its source files (plain HTML, CSS and JS, no build step).
+COPY --from=build /app/src/http/dashboard ./src/http/dashboard
 USER node
 ENTRYPOINT ["node", "dist/src/cli/main.js"]
 CMD ["start"]

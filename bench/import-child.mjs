@@ -1,3 +1,4 @@
+/* global process, performance */
 // Child process for bench/import.bench.ts: imports one CSV into a new campaign with the compiled
 // build (plain node, as in production, so the peak RSS measured is the importer's, not a TypeScript
 // loader's), and prints what it took.

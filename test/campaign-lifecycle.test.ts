@@ -109,6 +109,18 @@ describe('campaign life: schedule, pause, resume, cancel', () => {
     expect(await errorCode(resumeCampaign(env.context, id))).toBe('CAMPAIGN_STATE_CONFLICT');
   });
 
+  it('starts a scheduled campaign by itself when its time comes (the sweeper)', async () => {
+    const id = await newCampaign(3);
+    const at = new Date(Date.now() + 1500).toISOString();
+    await scheduleCampaign(env.context, id, at);
+    expect((await getCampaign(env.context, id)).status).toBe('SCHEDULED');
+    const done = await waitFor(async () => {
+      const c = await getCampaign(env.context, id);
+      return c.status === 'COMPLETED' ? c : undefined;
+    }, 'the scheduled campaign to start and finish');
+    expect(done.startedAt!.getTime()).toBeGreaterThanOrEqual(new Date(at).getTime());
+  });
+
   it('schedules a start time, refuses bad and past times, and starts when the time comes', async () => {
     const id = await newCampaign(5);
     expect(await errorCode(scheduleCampaign(env.context, id, 'next friday'))).toBe(

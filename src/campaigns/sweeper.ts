@@ -1,10 +1,14 @@
 import { jobs, type SendJob } from '../queues/jobs.js';
 import type { AppContext } from '../runtime/context.js';
+import { startDueCampaigns } from './campaign-lifecycle.js';
 import { enqueuePlan } from './campaign-service.js';
 
 const STALE_BATCH = 5000;
+const RECOVERY_PAGE = 5000;
 
 export interface SweepResult {
+  /** Scheduled campaigns whose start time came. */
+  started: number;
   planned: number;
   requeued: number;
   completed: number;
@@ -13,6 +17,7 @@ export interface SweepResult {
 /**
  * The periodic pass that keeps Postgres and Redis agreeing (runs once per interval cluster-wide,
  * as a BullMQ job scheduler job):
+ * - starts SCHEDULED campaigns whose time has come;
  * - asks a planner to top up every running campaign's queue;
  * - re-adds jobs for messages QUEUED or SENDING for longer than the stale limit: their job was lost
  *   (Redis restarted empty, a planner died mid-page). Re-adding is a no-op for a job that still
@@ -21,6 +26,7 @@ export interface SweepResult {
  */
 export async function sweep(context: AppContext): Promise<SweepResult> {
   const { db, clock, config } = context;
+  const started = await startDueCampaigns(context);
   const running = await db.prisma.campaign.findMany({
     where: { status: 'RUNNING' },
     select: { id: true },
@@ -70,5 +76,98 @@ export async function sweep(context: AppContext): Promise<SweepResult> {
   );
   for (const row of completed.rows)
     context.logger.info({ campaignId: row.id }, 'campaign completed');
-  return { planned: running.length, requeued: stale.rows.length, completed: completed.rows.length };
+  return {
+    started,
+    planned: running.length,
+    requeued: stale.rows.length,
+    completed: completed.rows.length,
+  };
+}
+
+/**
+ * Redis lost its data (restarted without persistence, failed over to an empty replica, flushed):
+ * every queued job is gone, and so is the sweep's own job scheduler. Waiting for
+ * HERALD_STALE_AFTER_MS would stall every campaign for minutes, so a marker key tells us at once:
+ * it is written when a planner first sees this Redis and is never removed or expired, so its
+ * absence means the data went away. Any planner that finds it missing (SET NX: exactly one wins)
+ * re-creates it, restores the sweep scheduler and re-adds a job for every QUEUED or SENDING message
+ * of a running campaign, from Postgres. Jobs that still exist are not duplicated (jobId = message
+ * id), so a false alarm (a brand-new Redis) costs one pass over the in-flight messages.
+ */
+export const redisMarkerKey = (prefix: string) => `${prefix}:redis-marker`;
+
+export async function checkRedisMarker(
+  context: AppContext,
+  restoreSchedulers: () => Promise<void>,
+): Promise<{ lost: boolean; requeued: number }> {
+  const { redis, config, logger } = context;
+  const created = await redis.set(
+    redisMarkerKey(config.queuePrefix),
+    new Date().toISOString(),
+    'NX',
+  );
+  if (created !== 'OK') return { lost: false, requeued: 0 };
+  await restoreSchedulers();
+  const requeued = await requeueInFlight(context);
+  if (requeued > 0)
+    logger.warn(
+      { requeued },
+      'Redis had lost its data; re-enqueued in-flight messages from Postgres',
+    );
+  return { lost: true, requeued };
+}
+
+/**
+ * Adds a job for every QUEUED/SENDING message of a running campaign. QUEUED ones keep their due
+ * time; SENDING ones wait one job-lock period first, so a worker that is still sending one (its job
+ * vanished with Redis, not its process) records the provider's answer before the re-run looks at it.
+ */
+async function requeueInFlight(context: AppContext): Promise<number> {
+  const { db, clock, config } = context;
+  let after = '00000000-0000-0000-0000-000000000000';
+  let total = 0;
+  for (;;) {
+    const now = clock.now();
+    const page = await db.pool.query<{
+      id: string;
+      campaign_id: string;
+      account_name: string;
+      status: string;
+      due_at: Date | null;
+    }>(
+      `SELECT m.id, m.campaign_id, c.account_name, m.status, m.due_at
+       FROM message m JOIN campaign c ON c.id = m.campaign_id
+       WHERE c.status = 'RUNNING' AND m.status IN ('QUEUED', 'SENDING') AND m.id > $1
+       ORDER BY m.id LIMIT $2`,
+      [after, RECOVERY_PAGE],
+    );
+    if (page.rows.length === 0) break;
+    after = page.rows[page.rows.length - 1]!.id;
+    const byAccount = new Map<string, typeof page.rows>();
+    for (const row of page.rows) {
+      const rows = byAccount.get(row.account_name) ?? [];
+      rows.push(row);
+      byAccount.set(row.account_name, rows);
+    }
+    for (const [account, rows] of byAccount) {
+      await context.queues.send(account).addBulk(
+        rows.map((row) => ({
+          name: jobs.send.name,
+          data: { messageId: row.id, campaignId: row.campaign_id } satisfies SendJob,
+          opts: {
+            ...jobs.send.options,
+            jobId: row.id,
+            delay:
+              row.status === 'SENDING'
+                ? config.jobLockMs
+                : row.due_at
+                  ? Math.max(0, row.due_at.getTime() - now.getTime())
+                  : 0,
+          },
+        })),
+      );
+    }
+    total += page.rows.length;
+  }
+  return total;
 }

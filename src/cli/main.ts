@@ -4,11 +4,9 @@ import { loadConfig } from '../config/config.js';
 import { migrate } from '../db/migrate.js';
 import { createLogger } from '../logger.js';
 import { SandboxServer } from '../providers/sandbox/sandbox-server.js';
-import { webhookUrl } from '../providers/webhook-url.js';
-import { createRedis } from '../queues/queues.js';
-import { readAccountPauses } from '../sending/account-state.js';
 import { serve, stopOnSignals } from '../runtime/serve.js';
 import { WORKER_ROLES, type WorkerRole } from '../runtime/workers.js';
+import { registerAccountsCommands } from './commands/accounts.js';
 import { registerCampaignCommands } from './commands/campaign.js';
 import { runDemo } from './commands/demo.js';
 import { registerSuppressionCommands } from './commands/suppression.js';
@@ -97,30 +95,7 @@ export function buildProgram(): Command {
     .option('--rate <n>', 'messages per second', positiveInt, 1000)
     .action((opts: { recipients: number; rate: number }) => runDemo(opts));
 
-  program
-    .command('accounts')
-    .description('list the configured provider accounts (never their secrets)')
-    .action(async () => {
-      const config = loadConfig();
-      const redis = createRedis(config.redisUrl);
-      try {
-        const pauses = await readAccountPauses(redis, config.queuePrefix, new Date());
-        for (const a of config.accounts.describe()) {
-          console.log(`${a.name}  (${a.provider}, ${a.rate} msg/s, ${a.deliveryPolicy})`);
-          console.log(`  provider API  ${a.baseUrl}`);
-          // Where to point the provider's callbacks (needed for providers configured per application).
-          if (config.webhookSecret)
-            console.log(
-              `  webhook URL   ${webhookUrl(config.publicUrl, config.webhookSecret, a.name)}`,
-            );
-          const pause = pauses[a.name];
-          if (pause) console.log(`  PAUSED until ${pause.until}: ${pause.code} ${pause.message}`);
-        }
-      } finally {
-        redis.disconnect();
-      }
-    });
-
+  registerAccountsCommands(program);
   registerCampaignCommands(program);
   registerSuppressionCommands(program);
   return program;

@@ -7,6 +7,8 @@ import { readEnv } from './env.js';
 export interface Config {
   databaseUrl: string;
   redisUrl: string;
+  /** Redis Cluster seed nodes; empty for a single Redis. */
+  redisClusterNodes: string[];
   queuePrefix: string;
   host: string;
   port: number;
@@ -14,6 +16,8 @@ export interface Config {
   publicUrl: string;
   webhookSecret: string | undefined;
   apiKeys: string[];
+  /** API requests per minute per key (HERALD_API_RATE_LIMIT). */
+  apiRateLimit: number;
   accounts: AccountRegistry;
   sandboxUrl: string;
   maxUploadBytes: number;
@@ -27,6 +31,16 @@ export interface Config {
   shutdownTimeoutMs: number;
   jobLockMs: number;
   accountPauseMs: number;
+  circuitFailures: number;
+  circuitProbeMs: number;
+  circuitProbeMaxMs: number;
+  retryMaxMs: number;
+  /** Reply keywords that opt the sender out, upper case without spaces or dashes. */
+  optOutKeywords: string[];
+  eventsConcurrency: number;
+  pollAfterMs: number;
+  pollIntervalMs: number;
+  pollBatchSize: number;
 }
 
 export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
@@ -48,12 +62,14 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   return {
     databaseUrl: env.DATABASE_URL,
     redisUrl: env.REDIS_URL,
+    redisClusterNodes: env.REDIS_CLUSTER_NODES,
     queuePrefix: env.HERALD_QUEUE_PREFIX,
     host: env.HOST,
     port: env.PORT,
     publicUrl: (env.HERALD_PUBLIC_URL ?? `http://${env.HOST}:${env.PORT}`).replace(/\/+$/, ''),
     webhookSecret: env.HERALD_WEBHOOK_SECRET,
     apiKeys: env.HERALD_API_KEYS,
+    apiRateLimit: env.HERALD_API_RATE_LIMIT,
     accounts,
     sandboxUrl: env.HERALD_SANDBOX_URL,
     maxUploadBytes: env.HERALD_MAX_UPLOAD_BYTES,
@@ -67,6 +83,15 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     shutdownTimeoutMs: env.HERALD_SHUTDOWN_TIMEOUT_MS,
     jobLockMs: env.HERALD_JOB_LOCK_MS,
     accountPauseMs: env.HERALD_ACCOUNT_PAUSE_MS,
+    circuitFailures: env.HERALD_CIRCUIT_FAILURES,
+    circuitProbeMs: env.HERALD_CIRCUIT_PROBE_MS,
+    circuitProbeMaxMs: env.HERALD_CIRCUIT_PROBE_MAX_MS,
+    retryMaxMs: env.HERALD_RETRY_MAX_MS,
+    optOutKeywords: env.HERALD_OPT_OUT_KEYWORDS,
+    eventsConcurrency: env.HERALD_EVENTS_CONCURRENCY,
+    pollAfterMs: env.HERALD_POLL_AFTER_MS,
+    pollIntervalMs: env.HERALD_POLL_INTERVAL_MS,
+    pollBatchSize: env.HERALD_POLL_BATCH_SIZE,
   };
 }
 

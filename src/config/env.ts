@@ -15,6 +15,24 @@ const envSchema = z.object({
   REDIS_URL: z
     .url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' })
     .default('redis://127.0.0.1:6379'),
+  /**
+   * Redis Cluster seed nodes, comma-separated `host:port` (ioredis's Redis.Cluster takes seeds and
+   * discovers the rest). When set, Herald talks to the cluster; REDIS_URL then only supplies the
+   * user, password and TLS (`rediss:`), and HERALD_QUEUE_PREFIX must hold a hash tag.
+   */
+  REDIS_CLUSTER_NODES: z
+    .string()
+    .optional()
+    .transform((v) =>
+      (v ?? '')
+        .split(',')
+        .map((n) => n.trim())
+        .filter(Boolean),
+    )
+    .refine(
+      (nodes) => nodes.every((n) => /^(rediss?:\/\/)?[^\s:/]+:\d+$/.test(n)),
+      'must be comma-separated host:port pairs',
+    ),
   /** Prefix of every Redis key Herald writes; use a hash tag such as {herald} on Redis Cluster. */
   HERALD_QUEUE_PREFIX: z
     .string()
@@ -37,6 +55,8 @@ const envSchema = z.object({
         .filter(Boolean),
     )
     .refine((keys) => keys.every((k) => k.length >= 16), 'each key must be at least 16 characters'),
+  /** API requests per minute per API key (per client IP without a valid key), across API processes. */
+  HERALD_API_RATE_LIMIT: positiveInt.default(600),
   /** JSON file declaring provider accounts; unset means the built-in `sandbox` account only. */
   HERALD_ACCOUNTS_FILE: z.string().min(1).optional(),
   /** Base URL of the sandbox provider used by the built-in `sandbox` account. */
@@ -65,8 +85,46 @@ const envSchema = z.object({
   HERALD_JOB_LOCK_MS: positiveInt.min(1000).default(30_000),
   /** How long an account's sending pauses when the provider refuses the account as a whole. */
   HERALD_ACCOUNT_PAUSE_MS: positiveInt.default(60_000),
+  /**
+   * Consecutive whole-request failures (provider unreachable, 5xx, no answer) after which an
+   * account's circuit opens: its sending stops and a health probe runs until the provider answers.
+   */
+  HERALD_CIRCUIT_FAILURES: positiveInt.default(10),
+  /** First wait of an open circuit before its probe; doubles while the probe fails. */
+  HERALD_CIRCUIT_PROBE_MS: positiveInt.default(5000),
+  /** Longest wait between probes of an open circuit. */
+  HERALD_CIRCUIT_PROBE_MAX_MS: positiveInt.default(60_000),
+  /** Longest backoff between retries of a send the provider definitely did not take. */
+  HERALD_RETRY_MAX_MS: positiveInt.default(60_000),
   /** How long a stopping worker waits for in-flight sends before it exits. */
   HERALD_SHUTDOWN_TIMEOUT_MS: positiveInt.default(30_000),
+  /**
+   * Replies that opt the sender out (suppression list), comma-separated; matched ignoring case,
+   * spaces and dashes, as the whole reply or its first word (src/events/opt-outs.ts).
+   */
+  HERALD_OPT_OUT_KEYWORDS: z
+    .string()
+    .default('STOP,STOPALL,UNSUBSCRIBE,OPTOUT')
+    .transform((v) =>
+      v
+        .split(',')
+        .map((k) =>
+          k
+            .normalize('NFKC')
+            .toUpperCase()
+            .replace(/[\s\-_]+/g, ''),
+        )
+        .filter(Boolean),
+    )
+    .refine((keywords) => keywords.length > 0, 'must name at least one keyword'),
+  /** A message SENT this long without a final report is polled, where the provider allows. */
+  /** Folders per events worker process while a backlog of delivery reports lasts. */
+  HERALD_EVENTS_CONCURRENCY: positiveInt.max(32).default(4),
+  HERALD_POLL_AFTER_MS: positiveInt.default(30 * 60_000),
+  /** How often the polling fallback looks for such messages. */
+  HERALD_POLL_INTERVAL_MS: positiveInt.min(1000).default(60_000),
+  /** Messages polled per account per pass at most (the provider's own budget limits it too). */
+  HERALD_POLL_BATCH_SIZE: positiveInt.max(10_000).default(500),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -81,5 +139,13 @@ export function readEnv(source: NodeJS.ProcessEnv = process.env): Env {
     const name = String(issue.path[0] ?? 'environment');
     throw new ConfigError(`${name}: ${issue.message}`);
   }
+  // On a cluster every key of one BullMQ queue must hash to one slot, or its scripts fail.
+  if (
+    parsed.data.REDIS_CLUSTER_NODES.length > 0 &&
+    !/\{[^}]+\}/.test(parsed.data.HERALD_QUEUE_PREFIX)
+  )
+    throw new ConfigError(
+      'HERALD_QUEUE_PREFIX: must hold a hash tag such as {herald} when REDIS_CLUSTER_NODES is set',
+    );
   return parsed.data;
 }

@@ -1,4 +1,5 @@
 import { createWriteStream } from 'node:fs';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import { createCampaign, startCampaign } from '../../campaigns/campaign-service.js';
@@ -12,9 +13,11 @@ import {
 import { estimateCampaign } from '../../campaigns/estimate.js';
 import { rejectionsCsv } from '../../campaigns/import-rejections.js';
 import { importRecipients } from '../../campaigns/import-recipients.js';
+import { recipientsCsv } from '../../campaigns/recipients-csv.js';
 import type { AppContext } from '../../runtime/context.js';
 import { openFile, withContext } from '../with-context.js';
 import { formatCampaignReport, formatImportReport } from '../format-report.js';
+import { formatDuration } from '../progress-bar.js';
 import { watchCampaign } from '../watch-campaign.js';
 
 async function importFile(
@@ -96,7 +99,10 @@ export function registerCampaignCommands(program: Command): void {
   campaign
     .command('schedule <id>')
     .description('start the campaign at a time (again to reschedule)')
-    .requiredOption('--at <time>', "2026-12-04T10:00:00+11:00, or 2026-12-04 10:00 in the campaign's time zone")
+    .requiredOption(
+      '--at <time>',
+      "2026-12-04T10:00:00+11:00, or 2026-12-04 10:00 in the campaign's time zone",
+    )
     .action(async (id: string, opts: { at: string }) => {
       await withContext(async (context) => {
         const campaign = await scheduleCampaign(context, id, opts.at);
@@ -172,7 +178,7 @@ export function registerCampaignCommands(program: Command): void {
         if (opts.json) console.log(JSON.stringify(stats, null, 2));
         else if (!opts.watch) {
           console.log(
-            `${stats.campaign.name}: ${stats.campaign.status} · ${stats.processed}/${stats.total} sent · delivered ${stats.delivered} · failed ${stats.failed} · awaiting report ${stats.awaitingReport}`,
+            `${stats.campaign.name}: ${stats.campaign.status} · ${stats.processed}/${stats.total} sent · delivered ${stats.delivered} · failed ${stats.failed} · awaiting report ${stats.awaitingReport}${stats.eta ? ` · ETA ${formatDuration(stats.eta.remainingSeconds * 1000)}` : ''}`,
           );
         }
       });
@@ -180,12 +186,23 @@ export function registerCampaignCommands(program: Command): void {
 
   campaign
     .command('report <id>')
-    .description("print a campaign's report: counts, delivery rate, failures by reason")
+    .description(
+      "print a campaign's report: counts, delivery rate, failures by reason, throughput, cost",
+    )
     .option('--json', 'print JSON')
-    .action(async (id: string, opts: { json?: boolean }) => {
+    .option('--csv <file>', 'also write one row per recipient to this CSV file (streamed)')
+    .action(async (id: string, opts: { json?: boolean; csv?: string }) => {
       await withContext(async (context) => {
         const report = await getCampaignReport(context, id);
         console.log(opts.json ? JSON.stringify(report, null, 2) : formatCampaignReport(report));
+        if (opts.csv) {
+          // Streamed page by page to the file: any campaign size in constant memory.
+          await pipeline(
+            Readable.from(await recipientsCsv(context, id)),
+            createWriteStream(opts.csv),
+          );
+          if (!opts.json) console.log(`Wrote ${report.total} recipients to ${opts.csv}`);
+        }
       });
     });
 

@@ -249,6 +249,48 @@ describe('recipient lists and the suppression list through the HTTP API', () => 
     );
   });
 
+  it('edits a draft campaign, checking a new template against the imported recipients', async () => {
+    const id = await newCampaign();
+    await upload(id, 'phone,first_name,city\n0412003101,Al,\n0412003102,Bea,Perth\n', 'text/csv');
+    const patch = (body: unknown) =>
+      fetch(`${base}/campaigns/${id}`, {
+        method: 'PATCH',
+        headers: { ...auth, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+    const renamed = await patch({
+      name: 'Spring sale',
+      template: `Hello {{first_name}} ${'z'.repeat(160)}`,
+    });
+    expect(renamed.status).toBe(200);
+    expect(await renamed.json()).toMatchObject({ name: 'Spring sale' });
+    const segments = await env.query<{ segments: number }>(
+      'SELECT segments FROM message WHERE campaign_id = $1',
+      [id],
+    );
+    expect(segments.map((r) => r.segments)).toEqual([2, 2]);
+
+    const missing = await patch({ template: 'Hi {{first_name}} from {{city}}' }); // Al has no city
+    expect(missing.status).toBe(400);
+    expect(((await missing.json()) as { error: { code: string } }).error.code).toBe(
+      'TEMPLATE_FIELD_MISSING',
+    );
+    const region = await patch({ defaultRegion: 'NZ' });
+    expect(((await region.json()) as { error: { code: string } }).error.code).toBe(
+      'VALIDATION_FAILED',
+    );
+    expect(((await (await patch({})).json()) as { error: { code: string } }).error.code).toBe(
+      'VALIDATION_FAILED',
+    );
+
+    await env.query(`UPDATE campaign SET status = 'RUNNING' WHERE id = $1`, [id]);
+    const running = await patch({ name: 'too late' });
+    expect(running.status).toBe(409);
+    expect(((await running.json()) as { error: { code: string } }).error.code).toBe(
+      'CAMPAIGN_NOT_EDITABLE',
+    );
+  });
+
   it('refuses requests without an API key', async () => {
     const response = await fetch(`${base}/suppressions.csv`);
     expect(response.status).toBe(401);

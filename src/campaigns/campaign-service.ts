@@ -2,7 +2,10 @@ import { z } from 'zod';
 import { ConflictError, NotFoundError, UserError } from '../errors.js';
 import type { Campaign } from '../generated/prisma/client.js';
 import { jobs } from '../queues/jobs.js';
-import { templateFields } from '../messages/template.js';
+import type pg from 'pg';
+import { countSegments } from '../messages/segments.js';
+import { MissingFieldError, renderTemplate, templateFields } from '../messages/template.js';
+import { providerDefinitions } from '../providers/registry.js';
 import { isValidTimeZone } from '../messages/zoned-time.js';
 import type { AppContext } from '../runtime/context.js';
 
@@ -99,4 +102,127 @@ export async function enqueuePlan(context: AppContext, campaignId: string): Prom
     { campaignId },
     { ...jobs.planCampaign.options, jobId: `plan-${campaignId}` },
   );
+}
+
+export const updateCampaignInput = z
+  .strictObject({
+    name: z.string().trim().min(1).max(200).optional(),
+    template: z.string().min(1).max(5000).optional(),
+    defaultRegion: z
+      .string()
+      .regex(/^[A-Z]{2}$/, 'must be a two-letter region code such as AU')
+      .optional(),
+    timezone: z
+      .string()
+      .refine(isValidTimeZone, 'must be an IANA time zone such as Australia/Sydney')
+      .optional(),
+  })
+  .refine((input) => Object.keys(input).length > 0, 'name at least one field to change');
+export type UpdateCampaignInput = z.input<typeof updateCampaignInput>;
+
+const RESEGMENT_PAGE = 5000;
+
+/**
+ * Edits a DRAFT campaign. A new template is checked against every recipient already imported
+ * (each must have a value for each field it uses, and the message must fit the provider's limit)
+ * and their segment counts are redone, all in one transaction: an edit that any recipient fails
+ * changes nothing. The region cannot change once numbers were read in it.
+ */
+export async function updateCampaign(
+  context: AppContext,
+  id: string,
+  input: UpdateCampaignInput,
+): Promise<Campaign> {
+  const parsed = updateCampaignInput.safeParse(input);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new UserError(
+      'VALIDATION_FAILED',
+      `${issue.path.join('.') || 'input'}: ${issue.message}`,
+    );
+  }
+  const changes = parsed.data;
+  const campaign = await getCampaign(context, id);
+  if (campaign.status !== 'DRAFT') {
+    throw new ConflictError(
+      'CAMPAIGN_NOT_EDITABLE',
+      `campaign ${id} is ${campaign.status}; only a DRAFT campaign can be edited`,
+    );
+  }
+  const recipients = await context.db.prisma.message.count({ where: { campaignId: id } });
+  if (changes.defaultRegion && changes.defaultRegion !== campaign.defaultRegion && recipients > 0) {
+    throw new UserError(
+      'VALIDATION_FAILED',
+      'defaultRegion: cannot change once recipients are imported (their numbers were read in it)',
+    );
+  }
+  const client = await context.db.pool.connect();
+  try {
+    await client.query('BEGIN');
+    if (changes.template !== undefined && changes.template !== campaign.template) {
+      templateFields(changes.template);
+      await resegment(context, client, campaign, changes.template);
+    }
+    await client.query(
+      `UPDATE campaign SET name = COALESCE($2, name), template = COALESCE($3, template),
+         default_region = COALESCE($4, default_region), timezone = COALESCE($5, timezone), updated_at = now()
+       WHERE id = $1 AND status = 'DRAFT'`,
+      [
+        id,
+        changes.name ?? null,
+        changes.template ?? null,
+        changes.defaultRegion ?? null,
+        changes.timezone ?? null,
+      ],
+    );
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw error;
+  } finally {
+    client.release();
+  }
+  return getCampaign(context, id);
+}
+
+async function resegment(
+  context: AppContext,
+  client: pg.PoolClient,
+  campaign: Campaign,
+  template: string,
+): Promise<void> {
+  const account = context.config.accounts.get(campaign.accountName);
+  const maxBody = providerDefinitions[account.provider]?.maxBodyChars?.(account);
+  let after = '00000000-0000-0000-0000-000000000000';
+  for (;;) {
+    const { rows } = await client.query<{ id: string; fields: Record<string, string> }>(
+      'SELECT id, fields FROM message WHERE campaign_id = $1 AND id > $2 ORDER BY id LIMIT $3',
+      [campaign.id, after, RESEGMENT_PAGE],
+    );
+    if (rows.length === 0) return;
+    const segments = rows.map((row) => {
+      let body: string;
+      try {
+        body = renderTemplate(template, row.fields);
+      } catch (error) {
+        if (!(error instanceof MissingFieldError)) throw error;
+        throw new UserError(
+          'TEMPLATE_FIELD_MISSING',
+          `the template uses {{${error.field}}}, which some recipients have no value for; nothing was changed`,
+        );
+      }
+      if (maxBody !== undefined && [...body].length > maxBody) {
+        throw new UserError(
+          'TEMPLATE_TOO_LONG',
+          `the message would be ${[...body].length} characters for some recipients; the account's provider accepts at most ${maxBody}`,
+        );
+      }
+      return countSegments(body).segments;
+    });
+    await client.query(
+      'UPDATE message m SET segments = u.segments FROM unnest($1::uuid[], $2::int[]) AS u(id, segments) WHERE m.id = u.id',
+      [rows.map((r) => r.id), segments],
+    );
+    after = rows[rows.length - 1]!.id;
+  }
 }

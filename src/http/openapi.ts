@@ -39,6 +39,14 @@ export const ERROR_CODES = {
   CSV_NO_PHONE_COLUMN: [400, 'no phone column found (details name the columns found)'],
   CSV_NO_VALID_ROWS: [400, 'no row of the file is valid; nothing was imported'],
   TEMPLATE_FIELD_UNKNOWN: [400, 'the template uses a field the file has no column for'],
+  TEMPLATE_FIELD_MISSING: [
+    400,
+    'a new template uses a field some imported recipients have no value for',
+  ],
+  TEMPLATE_TOO_LONG: [
+    400,
+    "a new template makes some recipients' messages longer than the provider accepts",
+  ],
   PHONE_INVALID: [400, 'not a phone number that can receive SMS'],
   SUPPRESSION_NOT_FOUND: [404, 'the number is not on the suppression list'],
   INTERNAL: [500, 'a bug or an outage; see the server log'],

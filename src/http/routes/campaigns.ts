@@ -4,6 +4,8 @@ import {
   getCampaign,
   startCampaign,
   type CreateCampaignInput,
+  type UpdateCampaignInput,
+  updateCampaign,
 } from '../../campaigns/campaign-service.js';
 import { getCampaignReport, getCampaignStats } from '../../campaigns/campaign-stats.js';
 import {
@@ -36,6 +38,22 @@ type IdParams = { Params: { id: string } };
 
 const tags = ['campaigns'];
 const count = { type: 'integer' } as const;
+
+const updateBody = {
+  type: 'object',
+  additionalProperties: false,
+  minProperties: 1,
+  properties: {
+    name: { type: 'string', minLength: 1, maxLength: 200 },
+    template: { type: 'string', minLength: 1, maxLength: 5000 },
+    defaultRegion: {
+      type: 'string',
+      pattern: '^[A-Z]{2}$',
+      description: 'only before recipients are imported',
+    },
+    timezone: { type: 'string', description: 'IANA time zone for local send times and schedules' },
+  },
+} as const;
 
 const statsProperties = {
   campaign: responseObject({
@@ -282,6 +300,31 @@ export async function campaignRoutes(app: FastifyInstance, { context }: { contex
       const campaign = await createCampaign(context, request.body);
       return reply.status(201).send(campaign);
     },
+  );
+
+  app.patch<IdParams & { Body: UpdateCampaignInput }>(
+    '/campaigns/:id',
+    {
+      schema: {
+        tags,
+        summary:
+          'Edit a DRAFT campaign (a new template is checked against every imported recipient)',
+        params: idParams,
+        body: updateBody,
+        response: {
+          200: campaignSchema,
+          ...errorResponses(
+            'VALIDATION_FAILED',
+            'CAMPAIGN_NOT_FOUND',
+            'CAMPAIGN_NOT_EDITABLE',
+            'TEMPLATE_INVALID',
+            'TEMPLATE_FIELD_MISSING',
+            'TEMPLATE_TOO_LONG',
+          ),
+        },
+      },
+    },
+    async (request) => updateCampaign(context, request.params.id, request.body),
   );
 
   app.get(

@@ -90,6 +90,16 @@ describe('what the send worker does with each kind of provider answer', () => {
         new Date(Date.now() + 5000),
       ),
     ).toEqual({});
+    // Every refusal so far was counted by class for /metrics (429 → rate-limited, 503 → retryable,
+    // 401 → account), whichever process met it.
+    const metrics = await (await fetch(`${env.config.publicUrl}/metrics`)).text();
+    for (const kind of ['rate-limited', 'retryable', 'account']) {
+      expect(metrics).toMatch(
+        new RegExp(
+          `herald_send_errors_total\\{account="${SANDBOX_ACCOUNT}",class="${kind}"\\} [1-9]`,
+        ),
+      );
+    }
   });
 
   it('fails a message the provider rejects, with its reason, and does not retry it', async () => {

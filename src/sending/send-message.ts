@@ -14,6 +14,7 @@ import {
   type ClaimedMessage,
 } from './message-status.js';
 import { recordAccountPause } from './account-state.js';
+import { countSendError } from './send-error-counts.js';
 import type { SendBatcher } from './send-batcher.js';
 import { withDbRetry } from './db-retry.js';
 import type { StatusWriter } from './status-writer.js';
@@ -131,6 +132,10 @@ async function handleFailure(
   const now = context.clock.now();
   const reason = { code: error.code, message: error.message };
   const log = context.logger.child({ messageId, account: account.name, code: error.code });
+  // Metrics only: a Redis hiccup here must not change what happens to the message.
+  await countSendError(context.redis, context.config.queuePrefix, account.name, error).catch(
+    () => {},
+  );
   switch (error.kind) {
     case 'permanent': {
       const status = error instanceof PermanentSendError ? error.finalStatus : 'FAILED';

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { readSendErrorCounts } from '../../sending/send-error-counts.js';
 import { ALL_STATUSES } from '../../messages/status.js';
 import type { AppContext } from '../../runtime/context.js';
 import { readAccountPauses } from '../../sending/account-state.js';
@@ -141,6 +142,21 @@ export class HeraldMetrics {
       labelNames: ['account'],
       registers: [registry],
       collect: collectReports,
+    });
+
+    const sendErrors = new Gauge({
+      name: 'herald_send_errors_total',
+      help: 'Failed provider requests by account and class: permanent, rate-limited, retryable, ambiguous, account (counted by every worker process)',
+      labelNames: ['account', 'class'],
+      registers: [registry],
+      collect: async () => {
+        for (const { account, kind, count } of await readSendErrorCounts(
+          context.redis,
+          context.config.queuePrefix,
+        )) {
+          sendErrors.set({ account, class: kind }, count);
+        }
+      },
     });
 
     const paused = new Gauge({

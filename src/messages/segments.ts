@@ -11,6 +11,11 @@ const GSM_EXTENSION = '^{}\\[~]|€\f';
 const basic = new Set(GSM_BASIC);
 const extension = new Set(GSM_EXTENSION);
 
+/** Text length as the providers' JSON schemas count it (`maxLength`: Unicode code points). */
+export function textLength(text: string): number {
+  return [...text].length;
+}
+
 export type SmsEncoding = 'GSM-7' | 'UCS-2';
 
 export interface SegmentInfo {

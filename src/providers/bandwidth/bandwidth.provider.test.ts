@@ -30,7 +30,7 @@ import {
   bandwidthOptionsSchema,
   type BandwidthInternals,
 } from './bandwidth.provider.js';
-import { basicAuthorization } from './basic-auth.js';
+import { basicAuthorization } from '../basic-auth.js';
 import {
   startOpenApiFake,
   specPath,

@@ -29,12 +29,9 @@ import type {
   WebhookRequest,
   WebhookResult,
 } from '../types.js';
-import {
-  basicAuthorization,
-  hasBasicCredentials,
-  messageIdFromTag,
-  textLength,
-} from './basic-auth.js';
+import { basicAuthorization, hasBasicCredentials } from '../basic-auth.js';
+import { textLength } from '../../messages/segments.js';
+import { ourMessageId } from '../our-message-id.js';
 import { OAuthTokenSource } from './oauth-token.js';
 import { CALLBACK_STATUS, LIST_STATUS, classifyErrorCode } from './status-map.js';
 
@@ -465,7 +462,7 @@ function toReport(event: Callback): StatusReport | undefined {
   else status = CALLBACK_STATUS[event.type];
   if (!status) return undefined;
   return {
-    messageId: messageIdFromTag(event.message.tag),
+    messageId: ourMessageId(event.message.tag),
     providerMessageId: event.message.id,
     providerStatus: event.type,
     status,

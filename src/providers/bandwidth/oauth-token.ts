@@ -7,7 +7,7 @@ import {
   RetryableSendError,
 } from '../errors.js';
 import { ProviderHttpClient, retryAfterMs } from '../http-client.js';
-import { basicAuthorization } from './basic-auth.js';
+import { basicAuthorization } from '../basic-auth.js';
 
 /** Renew this long before the token's stated expiry (as Bandwidth's SDKs do). */
 export const RENEW_BEFORE_MS = 60_000;

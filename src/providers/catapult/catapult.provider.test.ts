@@ -12,7 +12,7 @@ import { importRecipients } from '../../campaigns/import-recipients.js';
 import type { Account } from '../../config/accounts.js';
 import { ConfigError } from '../../errors.js';
 import { createLogger } from '../../logger.js';
-import { basicAuthorization } from '../bandwidth/basic-auth.js';
+import { basicAuthorization } from '../basic-auth.js';
 import {
   AccountError,
   AmbiguousSendError,

@@ -22,12 +22,9 @@ import type {
   WebhookRequest,
   WebhookResult,
 } from '../types.js';
-import {
-  basicAuthorization,
-  hasBasicCredentials,
-  messageIdFromTag,
-  textLength,
-} from '../bandwidth/basic-auth.js';
+import { basicAuthorization, hasBasicCredentials } from '../basic-auth.js';
+import { textLength } from '../../messages/segments.js';
+import { ourMessageId } from '../our-message-id.js';
 import { catapultStatus } from './status-map.js';
 
 /**
@@ -400,7 +397,7 @@ function toReport(
   const deliveryState = event.deliveryState ?? undefined;
   const code = event.deliveryCode ?? undefined;
   return {
-    messageId: messageIdFromTag(event.tag),
+    messageId: ourMessageId(event.tag),
     providerMessageId,
     providerStatus: deliveryState ? `${event.state}/${deliveryState}` : event.state,
     status: catapultStatus(event.state, deliveryState, code),

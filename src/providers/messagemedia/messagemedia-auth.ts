@@ -39,10 +39,6 @@ export function hmacHeaders(
   return headers;
 }
 
-export function basicHeader(key: string, secret: string): string {
-  return `Basic ${Buffer.from(`${key}:${secret}`, 'utf8').toString('base64')}`;
-}
-
 /**
  * The public key of an enabled MessageMedia signature key: PEM, or the bare base64 DER (SPKI)
  * that `POST /v1/iam/signature_keys` returns as `public_key`.

@@ -1,3 +1,5 @@
+import { basicAuthorization } from '../basic-auth.js';
+import { ourMessageId } from '../our-message-id.js';
 import type { KeyObject } from 'node:crypto';
 import { z } from 'zod';
 import type { MessageStatus } from '../../generated/prisma/enums.js';
@@ -26,7 +28,6 @@ import type {
   WebhookResult,
 } from '../types.js';
 import {
-  basicHeader,
   hasValidSignature,
   hmacHeaders,
   parsePublicKey,
@@ -60,7 +61,6 @@ export const MM_MAX_CONTENT = 5000;
 export const METADATA_KEY = 'herald_message_id';
 
 const E164 = /^\+[1-9]\d{6,13}$/; // ≤15 characters with the +
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * MessageMedia status words → ours (FACTS §3.3). queued/processed/scheduled/enroute: MessageMedia
@@ -125,7 +125,7 @@ export class MessageMediaProvider implements ProviderAdapter {
     const { account } = context;
     this.options = messageMediaOptionsSchema.parse(account.options ?? {});
     const { apiKey, apiSecret, hmacKey, hmacSecret } = account.credentials;
-    this.basic = basicHeader(apiKey ?? '', apiSecret ?? '');
+    this.basic = basicAuthorization(apiKey ?? '', apiSecret ?? '');
     // HMAC when its key pair is configured: the secret never crosses the wire.
     this.hmac = hmacKey && hmacSecret ? { key: hmacKey, secret: hmacSecret } : undefined;
     this.publicKey = this.options.signaturePublicKey
@@ -373,7 +373,7 @@ function failAll(messages: OutboundSms[], error: unknown): SendResult[] {
 
 function ourId(metadata: Record<string, unknown> | null | undefined): string | undefined {
   const value = metadata?.[METADATA_KEY];
-  return typeof value === 'string' && UUID.test(value) ? value.toLowerCase() : undefined;
+  return ourMessageId(value);
 }
 
 function parseDate(text: string | null | undefined): Date {

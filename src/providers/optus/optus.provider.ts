@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { basicAuthorization } from '../basic-auth.js';
+import { isUuid, ourMessageId } from '../our-message-id.js';
 import type { MessageStatus } from '../../generated/prisma/enums.js';
 import { countSegments } from '../../messages/segments.js';
 import {
@@ -47,7 +49,6 @@ export const OPTUS_MAX_CONTENT = 5000;
 const MAX_MASK = 20;
 
 const E164 = /^\+[1-9]\d{6,14}$/;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Provider status words → ours (FACTS §2.3). Accepted/queued/frozen: Optus holds it, not final. */
 export const OPTUS_STATUS: Record<string, MessageStatus> = {
@@ -110,7 +111,8 @@ export class OptusProvider implements ProviderAdapter {
     // Accounts from a file are parsed already; tests and callers may hand raw options.
     this.options = optusOptionsSchema.parse(account.options ?? {});
     const { applicationName, password } = account.credentials;
-    this.authorization = `Basic ${Buffer.from(`${applicationName}:${password}`, 'utf8').toString('base64')}`;
+    // Both are required credentials: the accounts file loader refuses an account without them.
+    this.authorization = basicAuthorization(applicationName!, password!);
     this.http = new ProviderHttpClient({
       baseUrl: account.baseUrl,
       concurrency: account.concurrency,
@@ -251,7 +253,7 @@ export class OptusProvider implements ProviderAdapter {
     }
     const { status, reference, detail } = parsed.data;
     return {
-      messageId: reference && UUID.test(reference) ? reference.toLowerCase() : undefined,
+      messageId: ourMessageId(reference),
       providerMessageId,
       providerStatus: status,
       status: OPTUS_STATUS[status] ?? 'UNKNOWN',
@@ -279,7 +281,7 @@ export class OptusProvider implements ProviderAdapter {
   async pollStatus(providerMessageIds: string[]): Promise<StatusReport[]> {
     const reports = await Promise.all(
       providerMessageIds
-        .filter((id) => UUID.test(id))
+        .filter((id) => isUuid(id))
         .map(async (id): Promise<StatusReport | undefined> => {
           const response = await this.http.request({
             method: 'GET',
@@ -292,7 +294,7 @@ export class OptusProvider implements ProviderAdapter {
           if (!parsed.success) return undefined;
           const { reference, status } = parsed.data;
           return {
-            messageId: reference && UUID.test(reference) ? reference.toLowerCase() : undefined,
+            messageId: ourMessageId(reference),
             providerMessageId: parsed.data.id,
             providerStatus: status,
             status: OPTUS_STATUS[status] ?? 'UNKNOWN',

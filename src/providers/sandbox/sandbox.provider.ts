@@ -1,5 +1,6 @@
 import pLimit from 'p-limit';
 import { z } from 'zod';
+import { ourMessageId } from '../our-message-id.js';
 import type { MessageStatus } from '../../generated/prisma/enums.js';
 import {
   AccountError,
@@ -80,8 +81,6 @@ const STATUS_MAP: Record<string, MessageStatus> = {
   undeliverable: 'UNDELIVERABLE',
 };
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 /** Adapter for the built-in sandbox provider (see sandbox-server.ts for its wire format). */
 export class SandboxProvider implements ProviderAdapter {
   readonly maxBatchSize = 100;
@@ -147,7 +146,7 @@ export class SandboxProvider implements ProviderAdapter {
             to: r.to,
             body: r.body,
             providerMessageId: r.id,
-            inReplyToMessageId: reference && UUID.test(reference) ? reference : undefined,
+            inReplyToMessageId: ourMessageId(reference),
             inReplyToProviderMessageId: r.in_reply_to ?? undefined,
             occurredAt: new Date(r.timestamp),
           },
@@ -166,7 +165,7 @@ export class SandboxProvider implements ProviderAdapter {
       replies: [],
       reports: [
         {
-          messageId: reference && UUID.test(reference) ? reference : undefined,
+          messageId: ourMessageId(reference),
           providerMessageId: report.id,
           providerStatus: report.status,
           status: STATUS_MAP[report.status] ?? 'UNKNOWN',
@@ -214,7 +213,7 @@ export class SandboxProvider implements ProviderAdapter {
     const message = parsed.data;
     const reference = message.reference ?? undefined;
     return {
-      messageId: reference && UUID.test(reference) ? reference : undefined,
+      messageId: ourMessageId(reference),
       providerMessageId: message.id,
       providerStatus: message.status,
       status: STATUS_MAP[message.status] ?? 'UNKNOWN',

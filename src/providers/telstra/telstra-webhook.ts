@@ -1,12 +1,11 @@
 import { z } from 'zod';
+import { ourMessageId } from '../our-message-id.js';
 import type { MessageStatus } from '../../generated/prisma/enums.js';
 import { WebhookPayloadError } from '../errors.js';
 import type { InboundReply, StatusReport, WebhookRequest, WebhookResult } from '../types.js';
 
 /** The query parameter of a per-message callback URL that carries our message id. */
 export const MESSAGE_ID_PARAM = 'heraldMessageId';
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * Telstra statuses (v2 upper-case words, v3 lower-case) → ours (FACTS §1.4 table, §1.8).
@@ -83,7 +82,7 @@ const v3Reply = z.object({
 function messageIdFromUrl(url: string): string | undefined {
   const query = url.includes('?') ? url.slice(url.indexOf('?') + 1) : '';
   const value = new URLSearchParams(query).get(MESSAGE_ID_PARAM);
-  return value && UUID.test(value) ? value.toLowerCase() : undefined;
+  return ourMessageId(value);
 }
 
 /** Australian national numbers (04…) → E.164; anything else kept as given. */

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { countSegments } from '../../messages/segments.js';
 import { AccountError, AmbiguousSendError, PermanentSendError, ProviderError } from '../errors.js';
 import { ProviderHttpClient, type HttpRequest, type HttpResponse } from '../http-client.js';
+import { isUuid } from '../our-message-id.js';
 import type {
   HealthResult,
   OutboundSms,
@@ -67,7 +68,7 @@ const v2SentSchema = z.object({
   messages: z.array(v2MessageSchema).min(1),
   numberSegments: z.number().int().optional(),
 });
-const uuid = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i);
+const uuid = z.string().refine(isUuid);
 const v3SentSchema = z.object({ messageId: z.union([uuid, z.array(uuid).length(1)]) });
 const v2PollSchema = z
   .array(

@@ -59,9 +59,13 @@ const addFormats = ((addFormatsModule as unknown as { default?: unknown }).defau
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-/** Resolves a file in the shared specs folder (override the folder with HERALD_SPECS_DIR). */
+/**
+ * Resolves a provider's OpenAPI file. The files are vendored in `test/fixtures/provider-specs/`
+ * (unmodified; provenance in its SOURCES.md) so a fresh clone tests alone; HERALD_SPECS_DIR
+ * points at another copy, e.g. a newer download.
+ */
 export function specPath(file: string): string {
-  const dir = process.env.HERALD_SPECS_DIR ?? join(repoRoot, '..', 'shared', 'providers', 'specs');
+  const dir = process.env.HERALD_SPECS_DIR ?? join(repoRoot, 'test', 'fixtures', 'provider-specs');
   return join(dir, file);
 }
 

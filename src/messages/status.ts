@@ -1,6 +1,6 @@
 import type { MessageStatus } from '../generated/prisma/enums.js';
 
-/** Mirrors message_status_rank() in the first migration: a status only moves to a higher rank. */
+/** Mirrors message_status_rank() in the migrations: a status only moves to a higher rank. */
 export function statusRank(status: MessageStatus): number {
   switch (status) {
     case 'PENDING':
@@ -11,10 +11,12 @@ export function statusRank(status: MessageStatus): number {
       return 2;
     case 'UNKNOWN':
       return 3;
-    case 'SENT':
+    case 'SCHEDULED':
       return 4;
-    default:
+    case 'SENT':
       return 5;
+    default:
+      return 6;
   }
 }
 
@@ -42,6 +44,7 @@ export const ALL_STATUSES: readonly MessageStatus[] = [
   'QUEUED',
   'SENDING',
   'UNKNOWN',
+  'SCHEDULED',
   'SENT',
   ...FINAL_STATUSES,
 ];

@@ -100,6 +100,34 @@ describe('configuration', () => {
     );
   });
 
+  it('refuses native scheduling on a provider that cannot schedule, naming the account', async () => {
+    const file = await accountsFile({
+      accounts: [
+        {
+          name: 'us-reminders',
+          provider: 'bandwidth',
+          credentials: { username: 'env:BW_USER', password: 'env:BW_PASS' },
+          sender: '+15551234567',
+          rate: 10,
+          scheduling: 'native',
+          options: { accountId: '9900000', applicationId: 'app-1' },
+        },
+      ],
+    });
+    const error = errorOf(() =>
+      loadConfig({ HERALD_ACCOUNTS_FILE: file, BW_USER: 'u', BW_PASS: 'p' }),
+    );
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error.message).toContain('accounts.0 (us-reminders): scheduling "native"');
+    expect(error.message).toContain('bandwidth cannot schedule messages; use "local"');
+    const typo = await accountsFile({
+      accounts: [{ name: 'x', provider: 'sandbox', rate: 1, scheduling: 'later' }],
+    });
+    expect(errorOf(() => loadConfig({ HERALD_ACCOUNTS_FILE: typo })).message).toContain(
+      'accounts.0.scheduling',
+    );
+  });
+
   it('an unknown account lists the configured ones', () => {
     const error = errorOf(() => loadConfig({}).accounts.get('marketing'));
     expect(error).toBeInstanceOf(UserError);

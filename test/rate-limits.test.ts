@@ -17,11 +17,12 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * The grants never exceed the rate (first test, on Redis's clock). Arrival times at a provider in
  * this process add the delay between a worker's grant and this process reading the request, which
  * varies by up to ~200 ms on a loaded 2-core machine (measured: 100 grants in the busiest second
- * became 115 arrivals). So end to end we check what would break visibly: two processes together
- * stay near the one cluster-wide rate (a limit applied per process would show 2×) and a new rate
- * takes hold. `npm run bench -- rate` measures arrivals precisely on a quiet machine.
+ * became 115 arrivals), and by more when other test suites share the cores (28 arrivals for 20
+ * grants a second was seen). So end to end we check what would break visibly: two processes
+ * together stay well under the 2× that a limit applied per process would show, and a new rate
+ * takes hold. `npm run bench -- rate-accuracy` measures arrivals precisely on a quiet machine.
  */
-const arrivalCeiling = (rate: number) => Math.floor(rate * 1.3);
+const arrivalCeiling = (rate: number) => Math.floor(rate * 1.5);
 
 describe('the cluster-wide rate gate', () => {
   it('never grants more than the rate in any sliding second, however many processes ask', async () => {
@@ -112,8 +113,8 @@ describe('account rate through the workers', () => {
     await runTo(campaign.id, before + 50);
 
     await setRateOverride(env.context.redis, env.config.queuePrefix, SANDBOX_ACCOUNT, 20);
-    // Sends already given a slot keep it; everything after this second goes at the new rate.
-    const changedAt = performance.timeOrigin + performance.now() + 1000;
+    // Sends already given a slot keep it; everything after a moment goes at the new rate.
+    const changedAt = performance.timeOrigin + performance.now() + 1500;
     await sleep(3500);
     const slowEnd = performance.timeOrigin + performance.now();
     const slow = provider.arrivals.filter((t) => t >= changedAt && t < slowEnd);

@@ -1,6 +1,9 @@
 import { ConflictError, UserError } from '../errors.js';
 import type { Campaign } from '../generated/prisma/client.js';
+import { formatDuration } from '../duration.js';
 import { parseSendTime } from '../messages/zoned-time.js';
+import { providerDefinitions } from '../providers/registry.js';
+import { isTooLate } from '../scheduling/send-window.js';
 import { jobs, type SendJob } from '../queues/jobs.js';
 import type { AppContext } from '../runtime/context.js';
 import { enqueuePlan, getCampaign } from './campaign-service.js';
@@ -94,11 +97,22 @@ export interface CancelResult {
   campaign: Campaign;
   /** Messages that will now never be sent. */
   cancelled: number;
-  /** Messages already handed to the provider (or being handed over): beyond recall. */
+  /**
+   * Messages already handed to the provider, beyond recall: sent, being sent, outcome unknown,
+   * and those it holds until their time but cannot cancel (`scheduledNotCancellable`).
+   */
   alreadyHandedOver: number;
+  /** Held by a provider that cannot cancel them (Optus, Telstra v2): they will still be sent. */
+  scheduledNotCancellable: number;
+  /** Held by a provider that can cancel them: being cancelled there by a background job. */
+  cancellingAtProvider: number;
 }
 
-/** Cancels a campaign that has not finished: every message not yet handed over becomes CANCELLED. */
+/**
+ * Cancels a campaign that has not finished: every message not yet handed over becomes CANCELLED.
+ * Messages a provider holds until their time (native scheduling) are cancelled at the provider
+ * where it can (a control job, see cancel-at-provider.ts) and counted as handed over where not.
+ */
 export async function cancelCampaign(context: AppContext, id: string): Promise<CancelResult> {
   const campaign = await transition(
     context,
@@ -113,29 +127,82 @@ export async function cancelCampaign(context: AppContext, id: string): Promise<C
      WHERE campaign_id = $1 AND status IN ('PENDING', 'QUEUED')`,
     [id, context.clock.now()],
   );
-  const handed = await context.db.pool.query<{ n: string }>(
-    `SELECT count(*) AS n FROM message WHERE campaign_id = $1 AND status IN ('SENDING', 'UNKNOWN', 'SENT')`,
+  const { rows } = await context.db.pool.query<{ handed: string; scheduled: string }>(
+    `SELECT count(*) FILTER (WHERE status IN ('SENDING', 'UNKNOWN', 'SENT')) AS handed,
+            count(*) FILTER (WHERE status = 'SCHEDULED') AS scheduled
+     FROM message WHERE campaign_id = $1`,
     [id],
   );
-  context.logger.info({ campaignId: id, cancelled: cancelled.rowCount }, 'campaign cancelled');
-  return {
+  const handed = Number(rows[0]!.handed);
+  const scheduled = Number(rows[0]!.scheduled);
+  const account = context.config.accounts.get(campaign.accountName);
+  const cancellable =
+    providerDefinitions[account.provider]?.nativeScheduling?.(account)?.cancellable ?? false;
+  if (scheduled > 0 && cancellable) {
+    await context.queues.control.add(
+      jobs.cancelScheduled.name,
+      { campaignId: id },
+      { ...jobs.cancelScheduled.options, jobId: `cancel-scheduled-${id}` },
+    );
+  }
+  const result = {
     campaign,
     cancelled: cancelled.rowCount ?? 0,
-    alreadyHandedOver: Number(handed.rows[0]!.n),
+    alreadyHandedOver: handed + (cancellable ? 0 : scheduled),
+    scheduledNotCancellable: cancellable ? 0 : scheduled,
+    cancellingAtProvider: cancellable ? scheduled : 0,
   };
+  context.logger.info(
+    {
+      campaignId: id,
+      cancelled: result.cancelled,
+      alreadyHandedOver: result.alreadyHandedOver,
+      cancellingAtProvider: result.cancellingAtProvider,
+    },
+    'campaign cancelled',
+  );
+  return result;
 }
 
-/** SCHEDULED campaigns whose time has come → RUNNING, handed to the planner. Run by the sweeper. */
+/**
+ * SCHEDULED campaigns whose time has come → RUNNING, handed to the planner. Run by the sweeper.
+ * A start missed by more than the campaign's maximum lateness (the workers were down) does not
+ * send a promotion days late by surprise: its messages without a time of their own expire as
+ * "missed its send time"; reminders with their own times are judged one by one as usual.
+ */
 export async function startDueCampaigns(context: AppContext): Promise<number> {
   const now = context.clock.now();
-  const started = await context.db.pool.query<{ id: string }>(
+  const started = await context.db.pool.query<{
+    id: string;
+    scheduled_at: Date;
+    max_lateness_ms: number | null;
+  }>(
     `UPDATE campaign SET status = 'RUNNING', started_at = $1, updated_at = $1
-     WHERE status = 'SCHEDULED' AND scheduled_at <= $1 RETURNING id`,
+     WHERE status = 'SCHEDULED' AND scheduled_at <= $1
+     RETURNING id, scheduled_at, max_lateness_ms`,
     [now],
   );
-  for (const { id } of started.rows) {
-    await enqueuePlan(context, id);
-    context.logger.info({ campaignId: id }, 'scheduled campaign started');
+  for (const row of started.rows) {
+    const maxLatenessMs = row.max_lateness_ms ?? context.config.maxLatenessMs;
+    if (isTooLate(row.scheduled_at, now, maxLatenessMs)) {
+      const expired = await context.db.pool.query(
+        `UPDATE message SET status = 'EXPIRED', error_code = 'MISSED_SEND_TIME', error_message = $3,
+           updated_at = $2
+         WHERE campaign_id = $1 AND status = 'PENDING' AND due_at IS NULL`,
+        [
+          row.id,
+          now,
+          `missed its send time: the campaign was to start at ${row.scheduled_at.toISOString()} and ` +
+            `only started at ${now.toISOString()}, beyond the maximum lateness of ${formatDuration(maxLatenessMs)}`,
+        ],
+      );
+      context.logger.warn(
+        { campaignId: row.id, expired: expired.rowCount, scheduledAt: row.scheduled_at },
+        'scheduled campaign started too late; its messages expired instead of going out late',
+      );
+    }
+    await enqueuePlan(context, row.id);
+    context.logger.info({ campaignId: row.id }, 'scheduled campaign started');
   }
   return started.rows.length;
 }

@@ -7,7 +7,29 @@ import { countSegments } from '../messages/segments.js';
 import { MissingFieldError, renderTemplate, templateFields } from '../messages/template.js';
 import { providerDefinitions } from '../providers/registry.js';
 import { isValidTimeZone } from '../messages/zoned-time.js';
+import { withTransaction } from '../db/database.js';
+import { parseSendWindow, type SendWindow } from '../scheduling/send-window.js';
 import type { AppContext } from '../runtime/context.js';
+
+/** Timing fields a campaign is created or edited with (null clears one). */
+const timingInput = {
+  /** Quiet hours: {"days":["mon",…],"start":"09:00","end":"20:00"}; checked by parseSendWindow. */
+  sendWindow: z.unknown().optional(),
+  /** How late a message may still go after its time. @defaultValue HERALD_MAX_LATENESS_MS */
+  maxLatenessMs: z
+    .number()
+    .int()
+    .min(60_000, 'must be at least 60000 (a minute)')
+    .max(2_147_483_647)
+    .nullable()
+    .optional(),
+};
+
+/** The window to store: checked (SEND_WINDOW_INVALID says why), null to clear, undefined to keep. */
+function sendWindowOf(input: unknown): SendWindow | null | undefined {
+  if (input === undefined || input === null) return input;
+  return parseSendWindow(input);
+}
 
 export const createCampaignInput = z.strictObject({
   name: z.string().trim().min(1).max(200),
@@ -24,6 +46,7 @@ export const createCampaignInput = z.strictObject({
     .string()
     .refine(isValidTimeZone, 'must be an IANA time zone such as Australia/Sydney')
     .default('Australia/Sydney'),
+  ...timingInput,
 });
 export type CreateCampaignInput = z.input<typeof createCampaignInput>;
 
@@ -42,6 +65,7 @@ export async function createCampaign(
   const data = parsed.data;
   context.config.accounts.get(data.account); // unknown account → error listing the configured ones
   templateFields(data.template); // malformed placeholder → TEMPLATE_INVALID
+  const sendWindow = sendWindowOf(data.sendWindow);
   return context.db.prisma.campaign.create({
     data: {
       name: data.name,
@@ -49,6 +73,8 @@ export async function createCampaign(
       template: data.template,
       timezone: data.timezone,
       defaultRegion: data.defaultRegion,
+      ...(sendWindow ? { sendWindow: { ...sendWindow } } : {}),
+      maxLatenessMs: data.maxLatenessMs ?? null,
     },
   });
 }
@@ -116,6 +142,7 @@ export const updateCampaignInput = z
       .string()
       .refine(isValidTimeZone, 'must be an IANA time zone such as Australia/Sydney')
       .optional(),
+    ...timingInput,
   })
   .refine((input) => Object.keys(input).length > 0, 'name at least one field to change');
 export type UpdateCampaignInput = z.input<typeof updateCampaignInput>;
@@ -123,7 +150,7 @@ export type UpdateCampaignInput = z.input<typeof updateCampaignInput>;
 const RESEGMENT_PAGE = 5000;
 
 /**
- * Edits a DRAFT campaign. A new template is checked against every recipient already imported
+ * Edits a DRAFT or SCHEDULED campaign. A new template is checked against every recipient already imported
  * (each must have a value for each field it uses, and the message must fit the provider's limit)
  * and their segment counts are redone, all in one transaction: an edit that any recipient fails
  * changes nothing. The region cannot change once numbers were read in it.
@@ -142,11 +169,12 @@ export async function updateCampaign(
     );
   }
   const changes = parsed.data;
+  const sendWindow = sendWindowOf(changes.sendWindow);
   const campaign = await getCampaign(context, id);
-  if (campaign.status !== 'DRAFT') {
+  if (campaign.status !== 'DRAFT' && campaign.status !== 'SCHEDULED') {
     throw new ConflictError(
       'CAMPAIGN_NOT_EDITABLE',
-      `campaign ${id} is ${campaign.status}; only a DRAFT campaign can be edited`,
+      `campaign ${id} is ${campaign.status}; only a DRAFT or SCHEDULED campaign can be edited`,
     );
   }
   const recipients = await context.db.prisma.message.count({ where: { campaignId: id } });
@@ -156,32 +184,33 @@ export async function updateCampaign(
       'defaultRegion: cannot change once recipients are imported (their numbers were read in it)',
     );
   }
-  const client = await context.db.pool.connect();
-  try {
-    await client.query('BEGIN');
+  await withTransaction(context.db.pool, async (client) => {
     if (changes.template !== undefined && changes.template !== campaign.template) {
       templateFields(changes.template);
       await resegment(context, client, campaign, changes.template);
     }
-    await client.query(
+    const updated = await client.query(
       `UPDATE campaign SET name = COALESCE($2, name), template = COALESCE($3, template),
-         default_region = COALESCE($4, default_region), timezone = COALESCE($5, timezone), updated_at = now()
-       WHERE id = $1 AND status = 'DRAFT'`,
+         default_region = COALESCE($4, default_region), timezone = COALESCE($5, timezone),
+         send_window = CASE WHEN $6 THEN $7::jsonb ELSE send_window END,
+         max_lateness_ms = CASE WHEN $8 THEN $9::int ELSE max_lateness_ms END,
+         updated_at = now()
+       WHERE id = $1 AND status IN ('DRAFT', 'SCHEDULED')`,
       [
         id,
         changes.name ?? null,
         changes.template ?? null,
         changes.defaultRegion ?? null,
         changes.timezone ?? null,
+        sendWindow !== undefined,
+        sendWindow ? JSON.stringify(sendWindow) : null,
+        changes.maxLatenessMs !== undefined,
+        changes.maxLatenessMs ?? null,
       ],
     );
-    await client.query('COMMIT');
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => {});
-    throw error;
-  } finally {
-    client.release();
-  }
+    if (updated.rowCount === 0)
+      throw new ConflictError('CAMPAIGN_NOT_EDITABLE', `campaign ${id} was started meanwhile`);
+  });
   return getCampaign(context, id);
 }
 

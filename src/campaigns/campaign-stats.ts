@@ -24,6 +24,8 @@ export interface CampaignStats {
   failed: number;
   /** Accepted by the provider, final report not yet in (SENT). */
   awaitingReport: number;
+  /** Held by the provider until their time (SCHEDULED: native scheduling). */
+  scheduledAtProvider: number;
   /** delivered ÷ (delivered + failed), or null before any final report. */
   deliveryRate: number | null;
   /**
@@ -70,6 +72,7 @@ export async function getCampaignStats(
     delivered: counts.DELIVERED,
     failed,
     awaitingReport: counts.SENT,
+    scheduledAtProvider: counts.SCHEDULED,
     deliveryRate:
       counts.DELIVERED + failed > 0 ? counts.DELIVERED / (counts.DELIVERED + failed) : null,
     eta: estimate(context, campaign.status, campaign.startedAt, total - remaining, remaining),

@@ -3,6 +3,7 @@ import { CONTROL_QUEUE } from '../queues/queues.js';
 import { jobs } from '../queues/jobs.js';
 import type { AppContext } from '../runtime/context.js';
 import { pollSentMessages } from '../polling/poll-reports.js';
+import { cancelAtProvider } from './cancel-at-provider.js';
 import { processPlanJob } from './planner.js';
 import { checkRedisMarker, sweep } from './sweeper.js';
 
@@ -31,6 +32,8 @@ export async function startControlWorker(context: AppContext): Promise<Worker> {
       if (job.name === jobs.planCampaign.name) return processPlanJob(context, job);
       if (job.name === jobs.sweep.name) return sweep(context);
       if (job.name === jobs.pollReports.name) return pollSentMessages(context);
+      if (job.name === jobs.cancelScheduled.name)
+        return cancelAtProvider(context, jobs.cancelScheduled.schema.parse(job.data).campaignId);
       throw new Error(`unknown control job ${job.name}`);
     },
     { connection: context.redis, prefix: context.config.queuePrefix, concurrency: 4 },

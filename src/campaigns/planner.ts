@@ -1,6 +1,9 @@
 import type { Job } from 'bullmq';
+import { withTransaction } from '../db/database.js';
+import { nativeSchedulingFor } from '../providers/registry.js';
 import { jobs, type SendJob } from '../queues/jobs.js';
 import type { AppContext } from '../runtime/context.js';
+import { decideSendTime, nativeHorizonMs, timingRules } from '../scheduling/send-time.js';
 
 const PAGE_SIZE = 1000;
 /** However slow the account, keep at least this many jobs ready so workers never starve. */
@@ -8,30 +11,50 @@ const MIN_QUEUE_BUDGET = 1000;
 /** Keep about this many seconds of the account's sending in Redis; the rest waits in Postgres. */
 const QUEUE_SECONDS = 60;
 
+interface PageRow {
+  id: string;
+  due_at: Date | null;
+  timezone: string | null;
+}
+
 /**
  * Moves a running campaign's due messages from Postgres into its account's send queue.
  *
- * Each page is claimed PENDING → QUEUED with `FOR UPDATE SKIP LOCKED`, so planners running at
- * once on many machines take disjoint pages, then added as jobs whose id is the message id. A
- * planner that dies between the two leaves QUEUED messages without jobs; the sweeper re-adds them
- * once stale, and the send worker's claim in Postgres makes a second job for one message harmless.
+ * Each page is locked with `FOR UPDATE SKIP LOCKED`, so planners running at once on many machines
+ * take disjoint pages. For each message the send-time rule (src/scheduling/send-time.ts) decides:
+ * - due now, or within the horizon (its own time, or the send window's next opening) → QUEUED,
+ *   with a job delayed by exactly the time left (jobId = message id);
+ * - further off than the horizon (a window pushed it) → stays PENDING with that time as `due_at`,
+ *   so later passes skip it until it comes near;
+ * - missed its time by more than the maximum lateness → EXPIRED, never sent.
+ * A planner that dies between the commit and adding the jobs leaves QUEUED messages without jobs;
+ * the sweeper re-adds them once stale, and the send worker's claim makes a second job harmless.
  *
- * Redis stays bounded: only messages due within the horizon are taken, and no more than about a
- * minute of the account's rate is kept waiting.
+ * Redis stays bounded: only messages due within the horizon are taken (for an account that
+ * schedules natively, within the provider's own limit: they are handed over early), and no more
+ * than about a minute of the account's rate is kept waiting.
  */
 export async function planCampaign(
   context: AppContext,
   campaignId: string,
-): Promise<{ enqueued: number }> {
+): Promise<{ enqueued: number; deferred: number; expired: number }> {
   const { db, queues, clock, config } = context;
-  let enqueued = 0;
+  const totals = { enqueued: 0, deferred: 0, expired: 0 };
   for (;;) {
     const campaign = await db.prisma.campaign.findUnique({
       where: { id: campaignId },
-      select: { status: true, accountName: true },
+      select: {
+        status: true,
+        accountName: true,
+        timezone: true,
+        sendWindow: true,
+        maxLatenessMs: true,
+      },
     });
     if (campaign?.status !== 'RUNNING') break;
     const account = config.accounts.get(campaign.accountName);
+    const native = nativeSchedulingFor(account);
+    const rules = timingRules(campaign, config.maxLatenessMs);
     const queue = queues.send(account.name);
     const counts = await queue.getJobCounts('wait', 'delayed', 'prioritized');
     const waiting = Object.values(counts).reduce((a, b) => a + b, 0);
@@ -39,39 +62,78 @@ export async function planCampaign(
     if (budget <= 0) break;
 
     const now = clock.now();
-    const horizon = new Date(now.getTime() + config.planHorizonMs);
-    const claimed = await db.pool.query<{ id: string; due_at: Date | null }>(
-      `UPDATE message m SET status = 'QUEUED', queued_at = $3, updated_at = $3
-       FROM (
-         SELECT id FROM message
+    const horizonMs = Math.max(config.planHorizonMs, native ? nativeHorizonMs(native) : 0);
+    const page = await withTransaction(db.pool, async (client) => {
+      const { rows } = await client.query<PageRow>(
+        `SELECT id, due_at, timezone FROM message
          WHERE campaign_id = $1 AND status = 'PENDING' AND (due_at IS NULL OR due_at <= $2)
          ORDER BY due_at NULLS FIRST, id
-         LIMIT $4
-         FOR UPDATE SKIP LOCKED
-       ) page
-       WHERE m.id = page.id
-       RETURNING m.id, m.due_at`,
-      [campaignId, horizon, now, Math.min(PAGE_SIZE, budget)],
-    );
-    if (claimed.rows.length === 0) break;
-    await queues.send(account.name).addBulk(
-      claimed.rows.map((row) => ({
-        name: jobs.send.name,
-        data: { messageId: row.id, campaignId } satisfies SendJob,
-        opts: {
-          ...jobs.send.options,
-          jobId: row.id,
-          delay: row.due_at ? Math.max(0, row.due_at.getTime() - now.getTime()) : 0,
-        },
-      })),
-    );
-    enqueued += claimed.rows.length;
+         LIMIT $3
+         FOR UPDATE SKIP LOCKED`,
+        [campaignId, new Date(now.getTime() + horizonMs), Math.min(PAGE_SIZE, budget)],
+      );
+      const queued: Array<{ id: string; delayMs: number }> = [];
+      const deferred: Array<{ id: string; until: Date }> = [];
+      const expired: Array<{ id: string; code: string; reason: string }> = [];
+      for (const row of rows) {
+        const decision = decideSendTime(
+          { dueAt: row.due_at, timezone: row.timezone },
+          rules,
+          now,
+          native,
+        );
+        if (decision.action === 'expire') expired.push({ id: row.id, ...decision });
+        else if (decision.action === 'send') queued.push({ id: row.id, delayMs: 0 });
+        else if (decision.until.getTime() - now.getTime() <= config.planHorizonMs)
+          queued.push({ id: row.id, delayMs: decision.until.getTime() - now.getTime() });
+        else deferred.push({ id: row.id, until: decision.until });
+      }
+      await client.query(
+        `UPDATE message SET status = 'QUEUED', queued_at = $2, updated_at = $2 WHERE id = ANY($1::uuid[])`,
+        [queued.map((q) => q.id), now],
+      );
+      if (deferred.length > 0)
+        await client.query(
+          `UPDATE message m SET due_at = u.until, updated_at = $3
+           FROM unnest($1::uuid[], $2::timestamptz[]) AS u(id, until) WHERE m.id = u.id`,
+          [deferred.map((d) => d.id), deferred.map((d) => d.until), now],
+        );
+      if (expired.length > 0)
+        await client.query(
+          `UPDATE message m SET status = 'EXPIRED', error_code = u.code, error_message = u.reason,
+             updated_at = $4
+           FROM unnest($1::uuid[], $2::text[], $3::text[]) AS u(id, code, reason) WHERE m.id = u.id`,
+          [expired.map((e) => e.id), expired.map((e) => e.code), expired.map((e) => e.reason), now],
+        );
+      return { size: rows.length, queued, deferred: deferred.length, expired: expired.length };
+    });
+    if (page.size === 0) break;
+    if (page.queued.length > 0)
+      await queue.addBulk(
+        page.queued.map((q) => ({
+          name: jobs.send.name,
+          data: { messageId: q.id, campaignId } satisfies SendJob,
+          opts: { ...jobs.send.options, jobId: q.id, delay: q.delayMs },
+        })),
+      );
+    totals.enqueued += page.queued.length;
+    totals.deferred += page.deferred;
+    totals.expired += page.expired;
   }
-  if (enqueued > 0) context.logger.debug({ campaignId, enqueued }, 'planned messages');
-  return { enqueued };
+  if (totals.enqueued + totals.deferred + totals.expired > 0)
+    context.logger.debug({ campaignId, ...totals }, 'planned messages');
+  if (totals.expired > 0)
+    context.logger.warn(
+      { campaignId, expired: totals.expired },
+      'messages missed their send time (workers were down?) and expired',
+    );
+  return totals;
 }
 
-export async function processPlanJob(context: AppContext, job: Job): Promise<{ enqueued: number }> {
+export async function processPlanJob(
+  context: AppContext,
+  job: Job,
+): Promise<{ enqueued: number; deferred: number; expired: number }> {
   const { campaignId } = jobs.planCampaign.schema.parse(job.data);
   return planCampaign(context, campaignId);
 }

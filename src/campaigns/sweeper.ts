@@ -22,7 +22,7 @@ export interface SweepResult {
  * - re-adds jobs for messages QUEUED or SENDING for longer than the stale limit: their job was lost
  *   (Redis restarted empty, a planner died mid-page). Re-adding is a no-op for a job that still
  *   exists, and the send worker's claim decides what a re-run may do;
- * - marks a running campaign COMPLETED when nothing is left to send.
+ * - marks a running campaign COMPLETED when nothing is left to send (or held by a provider).
  */
 export async function sweep(context: AppContext): Promise<SweepResult> {
   const { db, clock, config } = context;
@@ -64,12 +64,17 @@ export async function sweep(context: AppContext): Promise<SweepResult> {
   if (stale.rows.length > 0)
     context.logger.warn({ count: stale.rows.length }, 're-enqueued stale messages');
 
+  // Done when nothing is left to send and no provider still holds a message for later: until
+  // then the campaign can still be paused or cancelled (cancelling those at the provider).
   const completed = await db.pool.query<{ id: string }>(
     `UPDATE campaign c SET status = 'COMPLETED', completed_at = $1, updated_at = $1
      WHERE c.status = 'RUNNING' AND NOT EXISTS (
        SELECT 1 FROM campaign_counter k
        WHERE k.campaign_id = c.id AND k.status IN ('PENDING', 'QUEUED', 'SENDING')
        GROUP BY k.status HAVING sum(k.count) > 0
+     ) AND NOT EXISTS (
+       SELECT 1 FROM message m
+       WHERE m.campaign_id = c.id AND m.status = 'SCHEDULED' AND m.due_at > $1
      )
      RETURNING c.id`,
     [clock.now()],

@@ -1,6 +1,6 @@
 import type { CampaignReport, CampaignStats } from '../campaigns/campaign-stats.js';
 import type { ImportReport } from '../campaigns/import-recipients.js';
-import { formatDuration } from './progress-bar.js';
+import { formatDuration } from '../duration.js';
 
 const n = (value: number) => value.toLocaleString('en-AU');
 const pct = (value: number | null) => (value === null ? '—' : `${(value * 100).toFixed(1)}%`);
@@ -37,6 +37,9 @@ export function formatCampaignReport(report: CampaignReport): string {
     `  delivered       ${n(report.delivered)}   (delivery rate ${pct(report.deliveryRate)})`,
     `  failed          ${n(report.failed)}`,
     `  awaiting report ${n(report.awaitingReport)}`,
+    ...(report.scheduledAtProvider > 0
+      ? [`  held by provider ${n(report.scheduledAtProvider)}   (scheduled there for later)`]
+      : []),
     `  unknown         ${n(report.counts.UNKNOWN)}`,
     `  suppressed      ${n(report.counts.SUPPRESSED)}`,
     `  not yet sent    ${n(report.remaining)}`,

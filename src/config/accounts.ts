@@ -8,6 +8,8 @@ export interface ProviderRequirements {
   credentialKeys: readonly string[];
   optionalCredentialKeys?: readonly string[];
   optionsSchema?: z.ZodType;
+  /** Native scheduling for an account of this type, or undefined where there is none. */
+  nativeScheduling?(account: Account): unknown;
 }
 
 const ENV_REF = /^env:([A-Za-z_][A-Za-z0-9_]*)$/;
@@ -37,6 +39,11 @@ const accountFileSchema = z.object({
          * `at-most-once` marks it UNKNOWN; `at-least-once` sends it again.
          */
         deliveryPolicy: z.enum(['at-most-once', 'at-least-once']).default('at-most-once'),
+        /**
+         * Who holds a message until its send time: `local` (Herald, in Postgres then Redis) or
+         * `native` (handed to the provider early with the time, where it can schedule).
+         */
+        scheduling: z.enum(['local', 'native']).default('local'),
         /** Price of one SMS segment, for estimates and reports. */
         pricePerSegment: z.number().nonnegative().optional(),
         /** Currency of `pricePerSegment` (ISO 4217); reports assume AUD when unset. */
@@ -53,8 +60,10 @@ const accountFileSchema = z.object({
 
 type AccountSpec = z.infer<typeof accountFileSchema>['accounts'][number];
 
-export interface Account extends Omit<AccountSpec, 'credentials' | 'baseUrl'> {
+export interface Account extends Omit<AccountSpec, 'credentials' | 'baseUrl' | 'scheduling'> {
   baseUrl: string;
+  /** Who holds a message until its send time. @defaultValue 'local' */
+  scheduling?: AccountSpec['scheduling'];
   /** Resolved from the environment. Never log this object whole. */
   credentials: Record<string, string>;
 }
@@ -164,7 +173,19 @@ export function loadAccounts(
       }
       options = parsedOptions.data as Record<string, unknown>;
     }
-    return { ...spec, options, baseUrl: spec.baseUrl ?? provider.defaultBaseUrl, credentials };
+    const account = {
+      ...spec,
+      options,
+      baseUrl: spec.baseUrl ?? provider.defaultBaseUrl,
+      credentials,
+    };
+    // Asking a provider to hold messages it cannot hold would send them at once: refuse to boot.
+    if (account.scheduling === 'native' && !provider.nativeScheduling?.(account)) {
+      throw new ConfigError(
+        `${where}: scheduling "native": ${spec.provider} cannot schedule messages${spec.provider === 'telstra' ? ' (Telstra v3 and v2 can; check options.version)' : ''}; use "local" (Herald holds them until their time)`,
+      );
+    }
+    return account;
   });
   return new AccountRegistry(accounts);
 }

@@ -25,6 +25,8 @@ export interface Config {
   logLevel: string;
   sweepIntervalMs: number;
   planHorizonMs: number;
+  /** Default maximum lateness of a message with a send time (a campaign may set its own). */
+  maxLatenessMs: number;
   staleAfterMs: number;
   eventsBatchSize: number;
   unmatchedReportTtlMs: number;
@@ -77,6 +79,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     logLevel: env.LOG_LEVEL,
     sweepIntervalMs: env.HERALD_SWEEP_INTERVAL_MS,
     planHorizonMs: env.HERALD_PLAN_HORIZON_MS,
+    maxLatenessMs: env.HERALD_MAX_LATENESS_MS,
     staleAfterMs: env.HERALD_STALE_AFTER_MS,
     eventsBatchSize: env.HERALD_EVENTS_BATCH_SIZE,
     unmatchedReportTtlMs: env.HERALD_UNMATCHED_REPORT_TTL_MS,

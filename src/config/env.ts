@@ -72,6 +72,11 @@ const envSchema = z.object({
   HERALD_SWEEP_INTERVAL_MS: positiveInt.default(2000),
   /** Messages due within this horizon are put in Redis as delayed jobs; the rest wait in Postgres. */
   HERALD_PLAN_HORIZON_MS: positiveInt.default(5 * 60_000),
+  /**
+   * A message whose send time passed more than this ago (workers were down) is EXPIRED instead of
+   * sent; a campaign may set its own. At least a minute: sending itself takes a moment.
+   */
+  HERALD_MAX_LATENESS_MS: positiveInt.min(60_000).default(60 * 60_000),
   /** A queued or sending message untouched this long is assumed lost from Redis and re-enqueued. */
   HERALD_STALE_AFTER_MS: positiveInt.default(10 * 60_000),
   /** Delivery reports folded into messages per database round trip. */
@@ -117,9 +122,9 @@ const envSchema = z.object({
         .filter(Boolean),
     )
     .refine((keywords) => keywords.length > 0, 'must name at least one keyword'),
-  /** A message SENT this long without a final report is polled, where the provider allows. */
   /** Folders per events worker process while a backlog of delivery reports lasts. */
   HERALD_EVENTS_CONCURRENCY: positiveInt.max(32).default(4),
+  /** A message SENT this long without a final report is polled, where the provider allows. */
   HERALD_POLL_AFTER_MS: positiveInt.default(30 * 60_000),
   /** How often the polling fallback looks for such messages. */
   HERALD_POLL_INTERVAL_MS: positiveInt.min(1000).default(60_000),

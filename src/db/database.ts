@@ -30,3 +30,22 @@ export function createDatabase(url: string, options: { max?: number } = {}): Dat
     },
   };
 }
+
+/** Runs `work` in one transaction on one pooled connection: committed if it returns, else rolled back. */
+export async function withTransaction<T>(
+  pool: pg.Pool,
+  work: (client: pg.PoolClient) => Promise<T>,
+): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const result = await work(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw error;
+  } finally {
+    client.release();
+  }
+}

@@ -153,7 +153,7 @@ export async function foldReports(
          status = u.status,
          error_code = COALESCE(u.error_code, m.error_code),
          error_message = COALESCE(u.description, m.error_message),
-         final_at = CASE WHEN message_status_rank(u.status) = 5 THEN u.occurred_at ELSE m.final_at END,
+         final_at = CASE WHEN message_status_rank(u.status) = message_status_rank('DELIVERED') THEN u.occurred_at ELSE m.final_at END,
          provider_message_id = COALESCE(m.provider_message_id, u.provider_message_id),
          updated_at = $7
        FROM unnest($1::uuid[], $2::message_status[], $3::text[], $4::text[], $5::timestamptz[], $6::text[])

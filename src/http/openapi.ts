@@ -27,6 +27,10 @@ export const ERROR_CODES = {
   CAMPAIGN_EMPTY: [409, 'the campaign has no recipients; import a list first'],
   SCHEDULE_INVALID: [400, 'the schedule time is not a date and time'],
   SCHEDULE_IN_PAST: [400, 'the schedule time is in the past'],
+  SEND_WINDOW_INVALID: [
+    400,
+    'the send window is malformed or never opens (days mon … sun, start before end, HH:MM)',
+  ],
   UNSUPPORTED_MEDIA_TYPE: [
     415,
     'a content type the route does not take (uploads: text/csv or multipart/form-data)',
@@ -128,6 +132,15 @@ export const campaignSchema = responseObject(
     },
     defaultRegion: { type: 'string' },
     timezone: { type: 'string' },
+    sendWindow: {
+      type: ['object', 'null'],
+      additionalProperties: true,
+      description: "quiet hours, as the hours it may send, in each recipient's time zone",
+    },
+    maxLatenessMs: {
+      type: ['integer', 'null'],
+      description: 'how late a message may still go; null: HERALD_MAX_LATENESS_MS',
+    },
     scheduledAt: nullableDateTime,
     startedAt: nullableDateTime,
     completedAt: nullableDateTime,

@@ -22,7 +22,8 @@ interface DueMessage {
 
 /**
  * The polling fallback: for each account whose adapter has `pollStatus`, asks the provider about
- * messages SENT at least HERALD_POLL_AFTER_MS ago without a final report, at most
+ * messages SENT at least HERALD_POLL_AFTER_MS ago without a final report (or held by the
+ * provider for a time that passed that long ago: SCHEDULED, native scheduling), at most
  * HERALD_POLL_BATCH_SIZE per account per pass, and stores what it answers with recordReports.
  * Folding stays the one place that changes a message's status, so a polled report and a late
  * webhook for the same status are one report (same dedupe key), and a polled "still sent"
@@ -42,7 +43,7 @@ export async function pollSentMessages(context: AppContext): Promise<PollResult>
   // Campaigns with messages awaiting a report, from the counters: the message query below then
   // stays on the (campaign_id, status) index instead of scanning every message.
   const { rows: campaigns } = await context.db.pool.query<{ campaign_id: string }>(
-    `SELECT campaign_id FROM campaign_counter WHERE status = 'SENT'
+    `SELECT campaign_id FROM campaign_counter WHERE status IN ('SENT', 'SCHEDULED')
      GROUP BY campaign_id HAVING sum(count) > 0`,
   );
   if (campaigns.length === 0) return result;
@@ -62,12 +63,13 @@ export async function pollSentMessages(context: AppContext): Promise<PollResult>
       `UPDATE message m SET updated_at = $4
        FROM (
          SELECT id FROM message
-         WHERE campaign_id = ANY($1::uuid[]) AND status = 'SENT' AND account_name = $2
-           AND provider_message_id IS NOT NULL AND updated_at < $3
+         WHERE campaign_id = ANY($1::uuid[]) AND status IN ('SENT', 'SCHEDULED')
+           AND account_name = $2 AND provider_message_id IS NOT NULL AND updated_at < $3
+           AND (status = 'SENT' OR due_at < $3)
          ORDER BY updated_at LIMIT $5
          FOR UPDATE SKIP LOCKED
        ) due
-       WHERE m.id = due.id AND m.status = 'SENT'
+       WHERE m.id = due.id AND m.status IN ('SENT', 'SCHEDULED')
        RETURNING m.id, m.provider_message_id`,
       [campaignIds, account.name, cutoff, now, context.config.pollBatchSize],
     );

@@ -5,7 +5,8 @@ import { messageMediaProvider } from './messagemedia/messagemedia.provider.js';
 import { optusProvider } from './optus/optus.provider.js';
 import { sandboxProvider } from './sandbox/sandbox.provider.js';
 import { telstraProvider } from './telstra/telstra.provider.js';
-import type { ProviderDefinition } from './types.js';
+import type { Account } from '../config/accounts.js';
+import type { NativeScheduling, ProviderDefinition } from './types.js';
 
 /** Every provider type Herald knows. Adding a provider is one line here. */
 export const providerDefinitions: Record<string, ProviderDefinition> = {
@@ -18,3 +19,9 @@ export const providerDefinitions: Record<string, ProviderDefinition> = {
 };
 
 export const providerRequirements: Record<string, ProviderRequirements> = providerDefinitions;
+
+/** The provider's native scheduling for an account that asked for it (`"scheduling": "native"`). */
+export function nativeSchedulingFor(account: Account): NativeScheduling | undefined {
+  if (account.scheduling !== 'native') return undefined;
+  return providerDefinitions[account.provider]?.nativeScheduling?.(account);
+}

@@ -11,6 +11,20 @@ export interface OutboundSms {
   /** E.164. Adapters convert to the provider's own format. */
   to: string;
   body: string;
+  /**
+   * Native scheduling: the provider holds the message and sends it at this instant. Absent: send now.
+   * The worker sets it only for accounts with native scheduling, at least a minute ahead and within
+   * the provider's limit; adapters check again and refuse (PermanentSendError 'SCHEDULE_OUT_OF_RANGE',
+   * no request made) a time that is not in the future or is beyond their limit.
+   */
+  sendAt?: Date;
+}
+
+export interface NativeScheduling {
+  /** The furthest ahead a send time may be, as the provider documents it (Optus: 60 days). */
+  maxAheadMs: number;
+  /** True when a handed-over message can still be cancelled at the provider (the adapter has cancelScheduled). */
+  cancellable: boolean;
 }
 
 /** The provider's answer for one message of a batch, in the batch's order. */
@@ -90,6 +104,13 @@ export interface ProviderAdapter {
   pollStatus?(providerMessageIds: string[]): Promise<StatusReport[]>;
   /** The provider's documented health check, where it has one. */
   checkHealth?(): Promise<HealthResult>;
+  /**
+   * Cancels one message handed over with a send time that has not come.
+   * 'cancelled': it will not be sent. 'not-cancellable': the provider says it can no longer be
+   * cancelled (already sent, unknown id, not scheduled). Throws a ProviderError (rate-limited,
+   * retryable, account) when the request itself failed, so the caller can try again later.
+   */
+  cancelScheduled?(providerMessageId: string): Promise<'cancelled' | 'not-cancellable'>;
   /** Releases connections. */
   close(): Promise<void>;
 }
@@ -119,5 +140,7 @@ export interface ProviderDefinition {
    * can reject a row whose message would be refused, before anything is sent.
    */
   maxBodyChars?(account: Account): number;
+  /** Native scheduling for this account, or undefined where the provider (or this account's API version) has none. */
+  nativeScheduling?(account: Account): NativeScheduling | undefined;
   create(context: ProviderContext): ProviderAdapter;
 }

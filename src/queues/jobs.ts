@@ -38,6 +38,21 @@ export const jobs = {
     schema: z.object({}),
     options: { removeOnComplete: true, removeOnFail: 100 },
   },
+  /**
+   * Cancel at the provider the messages of a cancelled campaign that it holds until their time
+   * (native scheduling). Retried while the provider refuses or is down; each message is cancelled
+   * once (its status moves SCHEDULED → CANCELLED), so a retry asks only for the rest.
+   */
+  cancelScheduled: {
+    name: 'cancel-scheduled',
+    schema: z.object({ campaignId: z.uuid() }),
+    options: {
+      attempts: 12,
+      backoff: { type: 'exponential', delay: 5000 },
+      removeOnComplete: true,
+      removeOnFail: 100,
+    },
+  },
   /** Periodic: ask providers about messages SENT long ago without a final report (src/polling/). */
   pollReports: {
     name: 'poll-reports',

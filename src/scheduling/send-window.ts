@@ -44,6 +44,49 @@ export function parseSendWindow(input: unknown): SendWindow {
   return { ...window, days: [...new Set(window.days)] };
 }
 
+/**
+ * A window written as on the command line: days (names, ranges, or both, comma-separated) and
+ * hours, e.g. "mon-sat 09:00-20:00", "mon,wed,fri 08:30-17:00", "daily 09:00-21:00".
+ */
+export function parseSendWindowText(text: string): SendWindow {
+  const match = /^\s*(\S+)\s+(\d{1,2}:\d{2})\s*-\s*(\d{1,2}:\d{2})\s*$/.exec(text);
+  if (!match) {
+    throw new UserError(
+      'SEND_WINDOW_INVALID',
+      `send window "${text}": write days and hours, e.g. "mon-sat 09:00-20:00"`,
+    );
+  }
+  const [, dayText, start, end] = match as unknown as [string, string, string, string];
+  const days: string[] = [];
+  for (const part of dayText.toLowerCase().split(',')) {
+    if (part === 'daily') {
+      days.push(...DAYS);
+      continue;
+    }
+    const [from, to] = part.split('-') as [string, string | undefined];
+    const first = DAYS.indexOf(from as Day);
+    const last = to === undefined ? first : DAYS.indexOf(to as Day);
+    if (first < 0 || last < 0) {
+      throw new UserError(
+        'SEND_WINDOW_INVALID',
+        `send window "${text}": "${part}" is not a day or range of days (mon … sun, e.g. mon-fri)`,
+      );
+    }
+    // A range may wrap the week's end: fri-mon is Friday to Monday.
+    for (let i = first; ; i = (i + 1) % 7) {
+      days.push(DAYS[i]!);
+      if (i === last) break;
+    }
+  }
+  return parseSendWindow({ days, start: start.padStart(5, '0'), end: end.padStart(5, '0') });
+}
+
+/** The window as parseSendWindowText reads it, for reports and logs. */
+export function formatSendWindow(window: SendWindow): string {
+  const ordered = DAYS.filter((d) => window.days.includes(d));
+  return `${ordered.join(',')} ${window.start}-${window.end}`;
+}
+
 function minutes(hhmm: string): number {
   const [h, m] = hhmm.split(':').map(Number) as [number, number];
   return h * 60 + m;

@@ -1,10 +1,11 @@
 import type pg from 'pg';
 import type { MessageStatus } from '../generated/prisma/enums.js';
+import type { CampaignTiming, MessageTiming } from '../scheduling/send-time.js';
 
 /**
  * The send path's status writes. Each is one statement that checks the current status in its
  * WHERE clause, so two writers racing (a worker and a delivery report, or a re-run job) cannot
- * move a message backwards: see message_status_rank() in the first migration.
+ * move a message backwards: see message_status_rank() in the migrations.
  */
 
 export interface ClaimedMessage {
@@ -12,20 +13,40 @@ export interface ClaimedMessage {
   fields: Record<string, unknown>;
   template: string;
   status: 'SENDING' | 'SUPPRESSED';
+  /** The message's timing and its campaign's rules, checked once more before sending. */
+  timing: MessageTiming;
+  campaign: CampaignTiming;
+}
+
+interface ClaimRow {
+  id: string;
+  phone: string;
+  fields: Record<string, unknown>;
+  template: string;
+  status: 'SENDING' | 'SUPPRESSED';
+  due_at: Date | null;
+  timezone: string | null;
+  campaign_timezone: string;
+  send_window: unknown;
+  max_lateness_ms: number | null;
 }
 
 /**
- * PENDING/QUEUED → SENDING for a message of a RUNNING campaign (or → SUPPRESSED when its number
- * is on the suppression list: opt-outs are checked again at send time). SENDING is committed
- * before the provider is called: a worker that dies after this point leaves evidence that the
- * message may have gone, and a re-run will not send it blindly.
+ * PENDING/QUEUED → SENDING for messages of a RUNNING campaign (or → SUPPRESSED when the number is
+ * on the suppression list: opt-outs are checked again at send time). SENDING is committed before
+ * the provider is called: a worker that dies after this point leaves evidence that the message may
+ * have gone, and a re-run will not send it blindly. One statement for many messages (the worker's
+ * StatusWriter coalesces the claims of its concurrent jobs); rows are locked in id order, so two
+ * statements that share a message (a duplicate job) wait for each other instead of deadlocking.
+ * Returns one entry per id, in order; undefined where the message was not claimable, and for the
+ * second of two equal ids (only one may send).
  */
-export async function claimMessage(
+export async function claimMessages(
   pool: pg.Pool,
-  messageId: string,
+  ids: string[],
   now: Date,
-): Promise<ClaimedMessage | undefined> {
-  const result = await pool.query<ClaimedMessage>(
+): Promise<Array<ClaimedMessage | undefined>> {
+  const result = await pool.query<ClaimRow>(
     `UPDATE message m SET
        status = CASE WHEN t.suppressed THEN 'SUPPRESSED' ELSE 'SENDING' END::message_status,
        attempts = m.attempts + CASE WHEN t.suppressed THEN 0 ELSE 1 END,
@@ -34,16 +55,50 @@ export async function claimMessage(
        error_message = CASE WHEN t.suppressed THEN 'number is on the suppression list' ELSE m.error_message END,
        updated_at = $2
      FROM (
-       SELECT m2.id, c.account_name, c.template,
+       SELECT m2.id, c.account_name, c.template, c.timezone AS campaign_timezone, c.send_window,
+              c.max_lateness_ms,
               EXISTS (SELECT 1 FROM suppression s WHERE s.phone = m2.phone) AS suppressed
        FROM message m2 JOIN campaign c ON c.id = m2.campaign_id
-       WHERE m2.id = $1 AND c.status = 'RUNNING'
+       WHERE m2.id = ANY($1::uuid[]) AND c.status = 'RUNNING'
+         AND m2.status IN ('PENDING', 'QUEUED')
+       ORDER BY m2.id
+       FOR UPDATE OF m2
      ) t
      WHERE m.id = t.id AND m.status IN ('PENDING', 'QUEUED')
-     RETURNING m.phone, m.fields, t.template, m.status`,
-    [messageId, now],
+     RETURNING m.id, m.phone, m.fields, t.template, m.status, m.due_at, m.timezone,
+               t.campaign_timezone, t.send_window, t.max_lateness_ms`,
+    [ids, now],
   );
-  return result.rows[0];
+  const byId = new Map(result.rows.map((row) => [row.id, row]));
+  return ids.map((id) => {
+    const row = byId.get(id);
+    byId.delete(id);
+    return row && toClaimed(row);
+  });
+}
+
+function toClaimed(row: ClaimRow): ClaimedMessage {
+  return {
+    phone: row.phone,
+    fields: row.fields,
+    template: row.template,
+    status: row.status,
+    timing: { dueAt: row.due_at, timezone: row.timezone },
+    campaign: {
+      timezone: row.campaign_timezone,
+      sendWindow: row.send_window,
+      maxLatenessMs: row.max_lateness_ms,
+    },
+  };
+}
+
+/** claimMessages() for one message. */
+export async function claimMessage(
+  pool: pg.Pool,
+  messageId: string,
+  now: Date,
+): Promise<ClaimedMessage | undefined> {
+  return (await claimMessages(pool, [messageId], now))[0];
 }
 
 /** Why a claim found nothing to do. */
@@ -65,38 +120,101 @@ export async function reclaimInterrupted(
   messageId: string,
   now: Date,
 ): Promise<ClaimedMessage | undefined> {
-  const result = await pool.query<ClaimedMessage>(
+  const result = await pool.query<ClaimRow>(
     `UPDATE message m SET status = 'SENDING', attempts = m.attempts + 1, updated_at = $2
      FROM campaign c
      WHERE m.id = $1 AND c.id = m.campaign_id AND c.status = 'RUNNING' AND m.status IN ('SENDING', 'UNKNOWN')
-     RETURNING m.phone, m.fields, c.template, m.status`,
+     RETURNING m.id, m.phone, m.fields, c.template, m.status, m.due_at, m.timezone,
+               c.timezone AS campaign_timezone, c.send_window, c.max_lateness_ms`,
     [messageId, now],
   );
-  return result.rows[0];
+  const row = result.rows[0];
+  return row && toClaimed(row);
 }
 
-/** SENDING → QUEUED: the provider definitely did not take it, so it may be tried again. */
-export async function releaseMessage(pool: pg.Pool, messageId: string, now: Date): Promise<void> {
-  await pool.query(
-    `UPDATE message SET status = 'QUEUED', updated_at = $2 WHERE id = $1 AND status = 'SENDING'`,
-    [messageId, now],
-  );
-}
-
-/** The provider accepted it. A delivery report may already have moved it further: keep that. */
-export async function markSent(
+/**
+ * SENDING → QUEUED by the worker holding the send, without calling the provider again now: the
+ * provider definitely did not take it (it will be retried), or it is a little early (its job waits
+ * for its time). `notAttempted` takes back the attempt the claim counted: the provider was not called.
+ */
+export async function releaseMessage(
   pool: pg.Pool,
   messageId: string,
-  result: { providerMessageId: string; segments?: number },
+  now: Date,
+  options: { notAttempted?: boolean } = {},
+): Promise<void> {
+  await pool.query(
+    `UPDATE message SET status = 'QUEUED', updated_at = $2,
+       attempts = attempts - CASE WHEN $3 THEN 1 ELSE 0 END
+     WHERE id = $1 AND status = 'SENDING'`,
+    [messageId, now, options.notAttempted ?? false],
+  );
+}
+
+/**
+ * SENDING → PENDING until `until`, by the worker holding the send, before the provider was called:
+ * its send window closed while it waited, or its time is further off than the planning horizon.
+ * The planner enqueues it again when it is due; `due_at` becomes the time it may go.
+ */
+export async function deferMessage(
+  pool: pg.Pool,
+  messageId: string,
+  until: Date,
   now: Date,
 ): Promise<void> {
   await pool.query(
-    `UPDATE message SET
-       provider_message_id = $2, segments = $3, sent_at = $4, updated_at = $4,
-       status = CASE WHEN message_status_rank(status) < message_status_rank('SENT') THEN 'SENT' ELSE status END
-     WHERE id = $1`,
-    [messageId, result.providerMessageId, result.segments ?? null, now],
+    `UPDATE message SET status = 'PENDING', due_at = $2, attempts = attempts - 1, updated_at = $3
+     WHERE id = $1 AND status = 'SENDING'`,
+    [messageId, until, now],
   );
+}
+
+/** What the provider answered for a message it accepted. */
+export interface Accepted {
+  providerMessageId: string;
+  segments?: number;
+  /** The provider holds it until this time (native scheduling): SCHEDULED, not yet SENT. */
+  scheduledFor?: Date;
+}
+
+/**
+ * The provider accepted these messages: SENT, or SCHEDULED for those it holds until their time. A
+ * delivery report may already have moved one further: keep that. One statement for many (the
+ * worker's StatusWriter coalesces its concurrent jobs' results).
+ */
+export async function markAccepted(
+  pool: pg.Pool,
+  accepted: Array<Accepted & { messageId: string }>,
+  now: Date,
+): Promise<void> {
+  await pool.query(
+    `UPDATE message m SET
+       provider_message_id = u.provider_message_id, segments = u.segments,
+       sent_at = $5, updated_at = $5,
+       status = CASE
+         WHEN message_status_rank(m.status) >= message_status_rank(u.status) THEN m.status
+         ELSE u.status END
+     FROM unnest($1::uuid[], $2::text[], $3::int[], $4::message_status[])
+       AS u(id, provider_message_id, segments, status)
+     WHERE m.id = u.id`,
+    [
+      accepted.map((a) => a.messageId),
+      accepted.map((a) => a.providerMessageId),
+      accepted.map((a) => a.segments ?? null),
+      accepted.map((a) => (a.scheduledFor ? 'SCHEDULED' : 'SENT')),
+      now,
+    ],
+  );
+}
+
+/** markAccepted() for one message. */
+export async function markSent(
+  pool: pg.Pool,
+  messageId: string,
+  result: Accepted,
+  now: Date,
+): Promise<void> {
+  await markAccepted(pool, [{ messageId, ...result }], now);
 }
 
 /** Moves the message to `status` (a final failure or UNKNOWN) if that is forward, with the reason. */

@@ -1,14 +1,15 @@
-import { Worker, type Job } from 'bullmq';
+import { DelayedError, Worker, type Job } from 'bullmq';
 import type { Account } from '../config/accounts.js';
 import { MissingFieldError, renderTemplate } from '../messages/template.js';
 import { PermanentSendError, RateLimitedError, type ProviderError } from '../providers/errors.js';
 import { jobs } from '../queues/jobs.js';
 import type { AppContext } from '../runtime/context.js';
+import { nativeSchedulingFor } from '../providers/registry.js';
+import { decideSendTime, timingRules } from '../scheduling/send-time.js';
 import {
-  claimMessage,
+  deferMessage,
   explainUnclaimed,
   markOutcome,
-  markSent,
   reclaimInterrupted,
   releaseMessage,
   type ClaimedMessage,
@@ -21,7 +22,16 @@ import type { StatusWriter } from './status-writer.js';
 
 /** What a send job did; the job's return value, for logs and tests. */
 export type SendJobResult =
-  'sent' | 'failed' | 'unknown' | 'suppressed' | 'already-done' | 'not-running' | 'missing';
+  | 'sent'
+  | 'scheduled'
+  | 'failed'
+  | 'unknown'
+  | 'suppressed'
+  | 'expired'
+  | 'deferred'
+  | 'already-done'
+  | 'not-running'
+  | 'missing';
 
 /**
  * One send job: claim the message in Postgres, render it, hand it to the provider (through the
@@ -39,13 +49,15 @@ export async function processSendJob(
   account: Account,
   batcher: SendBatcher,
   options: {
+    /** Coalesces this process's claims and SENT writes. */
+    writer: StatusWriter;
+    /** The job's lock token: a job that came early goes back to BullMQ's delayed set with it. */
+    token?: string;
     /** True once the worker is stopping: stop waiting for an unreachable database before sending. */
     stopping?: () => boolean;
-    /** Coalesces this process's claims and SENT writes; without it each is its own statement. */
-    writer?: StatusWriter;
-  } = {},
+  },
 ): Promise<SendJobResult> {
-  const { stopping, writer } = options;
+  const { stopping, writer, token } = options;
   const { pool } = context.db;
   const { messageId } = jobs.send.schema.parse(job.data);
   const log = context.logger.child({ messageId, account: account.name });
@@ -55,9 +67,7 @@ export async function processSendJob(
     withDbRetry(fn, { giveUp: stopping, onRetry: dbRetryLog(log) });
   const afterSend = <T>(fn: () => Promise<T>) => withDbRetry(fn, { onRetry: dbRetryLog(log) });
 
-  let claimed: ClaimedMessage | undefined = await beforeSend(() =>
-    writer ? writer.claim(messageId) : claimMessage(pool, messageId, context.clock.now()),
-  );
+  let claimed: ClaimedMessage | undefined = await beforeSend(() => writer.claim(messageId));
   if (!claimed) {
     const found = await beforeSend(() => explainUnclaimed(pool, messageId));
     if (!found) return 'missing';
@@ -86,6 +96,41 @@ export async function processSendJob(
   }
   if (claimed.status === 'SUPPRESSED') return 'suppressed';
 
+  // The last word on time, whatever the job's delay said: a window that closed while the message
+  // waited, a job that came early (re-added, another machine's clock), a time missed while
+  // workers were down. The provider has not been called, so stepping back is safe.
+  const now = context.clock.now();
+  const decision = decideSendTime(
+    claimed.timing,
+    timingRules(claimed.campaign, context.config.maxLatenessMs),
+    now,
+    nativeSchedulingFor(account),
+  );
+  if (decision.action === 'expire') {
+    await afterSend(() =>
+      markOutcome(
+        pool,
+        messageId,
+        'EXPIRED',
+        { code: decision.code, message: decision.reason },
+        now,
+      ),
+    );
+    log.warn({ code: decision.code }, 'message missed its send time; expired');
+    return 'expired';
+  }
+  if (decision.action === 'wait') {
+    const waitMs = decision.until.getTime() - now.getTime();
+    if (waitMs > context.config.planHorizonMs || !token) {
+      await afterSend(() => deferMessage(pool, messageId, decision.until, now));
+      return 'deferred';
+    }
+    await afterSend(() => releaseMessage(pool, messageId, now, { notAttempted: true }));
+    // BullMQ's delays run on this machine's real clock; the wait was decided on the context's.
+    await job.moveToDelayed(Date.now() + waitMs, token);
+    throw new DelayedError();
+  }
+
   let body: string;
   try {
     body = renderTemplate(claimed.template, claimed.fields);
@@ -103,13 +148,15 @@ export async function processSendJob(
     return 'failed';
   }
 
-  const result = await batcher.send({ messageId, to: claimed.phone, body });
-  const now = context.clock.now();
+  const result = await batcher.send({
+    messageId,
+    to: claimed.phone,
+    body,
+    sendAt: decision.sendAt,
+  });
   if (result.ok) {
-    await afterSend(() =>
-      writer ? writer.markSent(messageId, result) : markSent(pool, messageId, result, now),
-    );
-    return 'sent';
+    await afterSend(() => writer.markSent(messageId, { ...result, scheduledFor: decision.sendAt }));
+    return decision.sendAt ? 'scheduled' : 'sent';
   }
   return afterSend(() => handleFailure(context, job, account, messageId, result.error));
 }

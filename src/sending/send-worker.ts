@@ -66,7 +66,8 @@ function startSendWorker(context: AppContext, account: Account): Worker {
   let stopping = false;
   const worker = new Worker(
     sendQueueName(account.name),
-    (job) => processSendJob(context, job, account, batcher, { stopping: () => stopping, writer }),
+    (job, token) =>
+      processSendJob(context, job, account, batcher, { writer, token, stopping: () => stopping }),
     {
       connection: context.redis,
       prefix: config.queuePrefix,

@@ -1,5 +1,10 @@
 import type pg from 'pg';
-import type { ClaimedMessage } from './message-status.js';
+import {
+  claimMessages,
+  markAccepted,
+  type Accepted,
+  type ClaimedMessage,
+} from './message-status.js';
 
 /**
  * Most of a send's cost is its two status writes (the claim, then SENT), each firing the counter
@@ -11,9 +16,14 @@ import type { ClaimedMessage } from './message-status.js';
  */
 export class StatusWriter {
   private readonly claims = new Coalescer<string, ClaimedMessage | undefined>((ids) =>
-    this.claimMany(ids),
+    claimMessages(this.pool, ids, this.now()),
   );
-  private readonly sents = new Coalescer<SentRecord, void>((records) => this.markSentMany(records));
+  private readonly accepted = new Coalescer<Accepted & { messageId: string }, void>(
+    async (records) => {
+      await markAccepted(this.pool, records, this.now());
+      return records.map(() => undefined);
+    },
+  );
 
   constructor(
     private readonly pool: pg.Pool,
@@ -27,72 +37,9 @@ export class StatusWriter {
   }
 
   /** As markSent() in message-status.ts, for one message among many at once. */
-  markSent(
-    messageId: string,
-    result: { providerMessageId: string; segments?: number },
-  ): Promise<void> {
-    return this.sents.run({ messageId, ...result });
+  markSent(messageId: string, result: Accepted): Promise<void> {
+    return this.accepted.run({ messageId, ...result });
   }
-
-  private async claimMany(ids: string[]): Promise<Array<ClaimedMessage | undefined>> {
-    // Rows are locked in id order, so two statements that share a message (a duplicate job)
-    // wait for each other instead of deadlocking.
-    const result = await this.pool.query<ClaimedMessage & { id: string }>(
-      `UPDATE message m SET
-         status = CASE WHEN t.suppressed THEN 'SUPPRESSED' ELSE 'SENDING' END::message_status,
-         attempts = m.attempts + CASE WHEN t.suppressed THEN 0 ELSE 1 END,
-         account_name = t.account_name,
-         error_code = CASE WHEN t.suppressed THEN 'SUPPRESSED' ELSE m.error_code END,
-         error_message = CASE WHEN t.suppressed THEN 'number is on the suppression list' ELSE m.error_message END,
-         updated_at = $2
-       FROM (
-         SELECT m2.id, c.account_name, c.template,
-                EXISTS (SELECT 1 FROM suppression s WHERE s.phone = m2.phone) AS suppressed
-         FROM message m2 JOIN campaign c ON c.id = m2.campaign_id
-         WHERE m2.id = ANY($1::uuid[]) AND c.status = 'RUNNING'
-           AND m2.status IN ('PENDING', 'QUEUED')
-         ORDER BY m2.id
-         FOR UPDATE OF m2
-       ) t
-       WHERE m.id = t.id AND m.status IN ('PENDING', 'QUEUED')
-       RETURNING m.id, m.phone, m.fields, t.template, m.status`,
-      [ids, this.now()],
-    );
-    const byId = new Map(result.rows.map((row) => [row.id, row]));
-    return ids.map((id) => {
-      const row = byId.get(id);
-      // Two jobs of one message in one batch (a re-run racing the original): the row was
-      // claimed once, so only the first may send; the other finds it SENDING, as it would alone.
-      byId.delete(id);
-      if (!row) return undefined;
-      const { phone, fields, template, status } = row;
-      return { phone, fields, template, status };
-    });
-  }
-
-  private async markSentMany(records: SentRecord[]): Promise<void[]> {
-    await this.pool.query(
-      `UPDATE message m SET
-         provider_message_id = u.provider_message_id, segments = u.segments,
-         sent_at = $4, updated_at = $4,
-         status = CASE WHEN message_status_rank(m.status) < message_status_rank('SENT') THEN 'SENT' ELSE m.status END
-       FROM unnest($1::uuid[], $2::text[], $3::int[]) AS u(id, provider_message_id, segments)
-       WHERE m.id = u.id`,
-      [
-        records.map((r) => r.messageId),
-        records.map((r) => r.providerMessageId),
-        records.map((r) => r.segments ?? null),
-        this.now(),
-      ],
-    );
-    return records.map(() => undefined);
-  }
-}
-
-interface SentRecord {
-  messageId: string;
-  providerMessageId: string;
-  segments?: number;
 }
 
 /** Up to this many items per statement (bind arrays, not parameters: no 65k limit concern). */

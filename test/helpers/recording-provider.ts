@@ -12,6 +12,8 @@ export class RecordingProvider {
   /** Arrival time (ms, performance.timeOrigin-based, sub-millisecond) of each message, in order. */
   readonly arrivals: number[] = [];
   readonly received = new Map<string, number>();
+  /** First arrival time (ms since the epoch, sub-millisecond) per message reference (our id). */
+  readonly arrivedAt = new Map<string, number>();
   requests = 0;
   private server: Server | undefined;
 
@@ -58,8 +60,10 @@ export class RecordingProvider {
       body: {
         messages: messages.map((m) => {
           this.arrivals.push(at);
-          if (m.reference)
+          if (m.reference) {
             this.received.set(m.reference, (this.received.get(m.reference) ?? 0) + 1);
+            if (!this.arrivedAt.has(m.reference)) this.arrivedAt.set(m.reference, at);
+          }
           return { id: `rec-${randomUUID()}`, status: 'accepted', segments: 1 };
         }),
       },

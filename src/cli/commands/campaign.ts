@@ -2,7 +2,7 @@ import { createWriteStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
-import { createCampaign, startCampaign } from '../../campaigns/campaign-service.js';
+import { createCampaign, startCampaign, updateCampaign } from '../../campaigns/campaign-service.js';
 import { getCampaignReport, getCampaignStats } from '../../campaigns/campaign-stats.js';
 import {
   cancelCampaign,
@@ -17,7 +17,14 @@ import { recipientsCsv } from '../../campaigns/recipients-csv.js';
 import type { AppContext } from '../../runtime/context.js';
 import { openFile, withContext } from '../with-context.js';
 import { formatCampaignReport, formatImportReport } from '../format-report.js';
-import { formatDuration } from '../progress-bar.js';
+import { formatDuration, parseDuration } from '../../duration.js';
+import { UserError } from '../../errors.js';
+import type { Campaign } from '../../generated/prisma/client.js';
+import {
+  formatSendWindow,
+  parseSendWindowText,
+  type SendWindow,
+} from '../../scheduling/send-window.js';
 import { watchCampaign } from '../watch-campaign.js';
 
 async function importFile(
@@ -51,6 +58,8 @@ export function registerCampaignCommands(program: Command): void {
     .requiredOption('--message <template>', 'message text; {{column}} fills in a CSV column')
     .option('--region <code>', 'region for national-format numbers', 'AU')
     .option('--timezone <zone>', 'IANA time zone for local send times', 'Australia/Sydney')
+    .option('--window <window>', 'send window (quiet hours), e.g. "mon-sat 09:00-20:00"')
+    .option('--max-lateness <duration>', 'send a late message only this late, e.g. 30m, 2h')
     .option('--csv <file>', 'recipient list to import')
     .option('--phone-column <name>', 'CSV column holding the number (default: found by name)')
     .option('--rejections <file>', 'write every rejected row (line, reason, row) to this CSV')
@@ -62,11 +71,14 @@ export function registerCampaignCommands(program: Command): void {
         message: string;
         region: string;
         timezone: string;
+        window?: string;
+        maxLateness?: string;
         csv?: string;
         phoneColumn?: string;
         rejections?: string;
         start?: boolean;
       }) => {
+        const timing = timingOptions(opts);
         await withContext(async (context) => {
           const created = await createCampaign(context, {
             name: opts.name,
@@ -74,13 +86,46 @@ export function registerCampaignCommands(program: Command): void {
             template: opts.message,
             defaultRegion: opts.region,
             timezone: opts.timezone,
+            ...timing,
           });
-          console.log(`Created campaign ${created.id}`);
+          console.log(`Created campaign ${created.id}${describeTiming(created)}`);
           if (opts.csv) await importFile(context, created.id, opts.csv, opts);
           if (opts.start) {
             await startCampaign(context, created.id);
             console.log(`Started; follow it with: herald campaign status ${created.id} --watch`);
           }
+        });
+      },
+    );
+
+  campaign
+    .command('edit <id>')
+    .description('change a DRAFT or SCHEDULED campaign')
+    .option('--name <name>', 'campaign name')
+    .option('--message <template>', 'message text (checked against every imported recipient)')
+    .option('--timezone <zone>', 'IANA time zone for local send times and the send window')
+    .option('--window <window>', 'send window, e.g. "mon-sat 09:00-20:00", or "none"')
+    .option('--max-lateness <duration>', 'e.g. 30m, 2h, or "default" (HERALD_MAX_LATENESS_MS)')
+    .action(
+      async (
+        id: string,
+        opts: {
+          name?: string;
+          message?: string;
+          timezone?: string;
+          window?: string;
+          maxLateness?: string;
+        },
+      ) => {
+        const timing = timingOptions(opts);
+        await withContext(async (context) => {
+          const updated = await updateCampaign(context, id, {
+            name: opts.name,
+            template: opts.message,
+            timezone: opts.timezone,
+            ...timing,
+          });
+          console.log(`Campaign ${id} updated${describeTiming(updated)}`);
         });
       },
     );
@@ -134,6 +179,14 @@ export function registerCampaignCommands(program: Command): void {
         console.log(
           `Campaign ${id} cancelled: ${result.cancelled} messages will not be sent; ${result.alreadyHandedOver} were already handed to the provider`,
         );
+        if (result.scheduledNotCancellable > 0)
+          console.log(
+            `  ${result.scheduledNotCancellable} of those are held by the provider for later and it cannot cancel them: they will still be sent`,
+          );
+        if (result.cancellingAtProvider > 0)
+          console.log(
+            `  ${result.cancellingAtProvider} held by the provider for later are being cancelled there (see \`campaign status ${id}\`)`,
+          );
       });
     });
 
@@ -219,4 +272,35 @@ export function registerCampaignCommands(program: Command): void {
           console.log(`${c.id}  ${c.status.padEnd(9)}  ${c.accountName.padEnd(16)}  ${c.name}`);
       });
     });
+}
+
+/** --window and --max-lateness as the service takes them ("none" / "default" clear them). */
+function timingOptions(opts: { window?: string; maxLateness?: string }): {
+  sendWindow?: SendWindow | null;
+  maxLatenessMs?: number | null;
+} {
+  const timing: { sendWindow?: SendWindow | null; maxLatenessMs?: number | null } = {};
+  if (opts.window !== undefined)
+    timing.sendWindow = opts.window === 'none' ? null : parseSendWindowText(opts.window);
+  if (opts.maxLateness !== undefined) {
+    const ms = opts.maxLateness === 'default' ? null : parseDuration(opts.maxLateness);
+    if (ms === undefined)
+      throw new UserError(
+        'VALIDATION_FAILED',
+        `--max-lateness "${opts.maxLateness}": write a duration such as 30m, 2h or 1d`,
+      );
+    timing.maxLatenessMs = ms;
+  }
+  return timing;
+}
+
+function describeTiming(campaign: Campaign): string {
+  const parts: string[] = [];
+  if (campaign.sendWindow)
+    parts.push(
+      `sends ${formatSendWindow(campaign.sendWindow as unknown as SendWindow)} (${campaign.timezone} unless the row says)`,
+    );
+  if (campaign.maxLatenessMs !== null)
+    parts.push(`max lateness ${formatDuration(campaign.maxLatenessMs)}`);
+  return parts.length > 0 ? `: ${parts.join(', ')}` : '';
 }

@@ -348,6 +348,7 @@ function renderStats(stats) {
   $('#upload-form').hidden = s !== 'DRAFT';
 
   const sentToProvider =
+    stats.counts.SCHEDULED +
     stats.counts.SENT +
     stats.counts.DELIVERED +
     stats.counts.EXPIRED +
@@ -360,6 +361,9 @@ function renderStats(stats) {
     ['Processed', stats.processed, ''],
     ['Sent', sentToProvider, ''],
     ['Awaiting report', stats.awaitingReport, 'awaiting'],
+    ...(stats.scheduledAtProvider > 0
+      ? [['Held by provider for later', stats.scheduledAtProvider, 'awaiting']]
+      : []),
     ['Delivered', stats.delivered, 'delivered'],
     ['Failed', stats.failed, 'failed'],
   ];

@@ -39,6 +39,21 @@ type IdParams = { Params: { id: string } };
 const tags = ['campaigns'];
 const count = { type: 'integer' } as const;
 
+/** The timing fields of create and edit (checked by the service: SEND_WINDOW_INVALID says why). */
+const timingProperties = {
+  sendWindow: {
+    type: ['object', 'null'],
+    description:
+      'quiet hours, as the hours it may send, in each recipient\'s time zone (the row\'s `timezone`, else the campaign\'s): {"days":["mon","tue","wed","thu","fri","sat"],"start":"09:00","end":"20:00"}; null for any time',
+  },
+  maxLatenessMs: {
+    type: ['integer', 'null'],
+    minimum: 60000,
+    description:
+      'a message whose time passed more than this ago (workers were down) expires instead of going late; null: HERALD_MAX_LATENESS_MS',
+  },
+} as const;
+
 const updateBody = {
   type: 'object',
   additionalProperties: false,
@@ -52,6 +67,7 @@ const updateBody = {
       description: 'only before recipients are imported',
     },
     timezone: { type: 'string', description: 'IANA time zone for local send times and schedules' },
+    ...timingProperties,
   },
 } as const;
 
@@ -72,6 +88,10 @@ const statsProperties = {
   delivered: count,
   failed: { ...count, description: 'FAILED + EXPIRED + REJECTED + UNDELIVERABLE' },
   awaitingReport: { ...count, description: 'SENT, final report not yet in' },
+  scheduledAtProvider: {
+    ...count,
+    description: 'SCHEDULED: handed to a provider that holds them until their time',
+  },
   deliveryRate: { type: ['number', 'null'] },
   eta: {
     type: ['object', 'null'],
@@ -211,6 +231,7 @@ const createBody = {
       default: 'Australia/Sydney',
       description: 'IANA time zone for local send times and schedules',
     },
+    ...timingProperties,
   },
 } as const;
 
@@ -288,6 +309,7 @@ export async function campaignRoutes(app: FastifyInstance, { context }: { contex
             'BODY_TOO_LARGE',
             'ACCOUNT_UNKNOWN',
             'TEMPLATE_INVALID',
+            'SEND_WINDOW_INVALID',
             'UNSUPPORTED_MEDIA_TYPE',
           ),
         },
@@ -308,7 +330,7 @@ export async function campaignRoutes(app: FastifyInstance, { context }: { contex
       schema: {
         tags,
         summary:
-          'Edit a DRAFT campaign (a new template is checked against every imported recipient)',
+          'Edit a DRAFT or SCHEDULED campaign (a new template is checked against every imported recipient)',
         params: idParams,
         body: updateBody,
         response: {
@@ -320,6 +342,7 @@ export async function campaignRoutes(app: FastifyInstance, { context }: { contex
             'TEMPLATE_INVALID',
             'TEMPLATE_FIELD_MISSING',
             'TEMPLATE_TOO_LONG',
+            'SEND_WINDOW_INVALID',
           ),
         },
       },
@@ -584,7 +607,21 @@ export async function campaignRoutes(app: FastifyInstance, { context }: { contex
           200: responseObject({
             campaign: campaignSchema,
             cancelled: { ...count, description: 'messages that will now never be sent' },
-            alreadyHandedOver: { ...count, description: 'messages the provider already had' },
+            alreadyHandedOver: {
+              ...count,
+              description:
+                'messages the provider already had and cannot take back (sent, being sent, unknown, or held for later by a provider that cannot cancel)',
+            },
+            scheduledNotCancellable: {
+              ...count,
+              description:
+                'of those, held by the provider until their time (native scheduling) and not cancellable there: they will be sent',
+            },
+            cancellingAtProvider: {
+              ...count,
+              description:
+                'held by the provider until their time and being cancelled there by a background job',
+            },
           }),
           ...errorResponses('CAMPAIGN_NOT_FOUND', 'CAMPAIGN_STATE_CONFLICT', 'VALIDATION_FAILED'),
         },

@@ -7,6 +7,7 @@ import { readAccountPauses } from '../../sending/account-state.js';
 
 /** Statuses a message reaches once a send attempt has an outcome: what "sends" counts. */
 const PROCESSED = [
+  'SCHEDULED',
   'SENT',
   'DELIVERED',
   'FAILED',

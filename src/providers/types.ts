@@ -11,6 +11,25 @@ export interface OutboundSms {
   /** E.164. Adapters convert to the provider's own format. */
   to: string;
   body: string;
+  /**
+   * Native scheduling: the provider holds the message and sends it at this instant. Absent: send now.
+   * The worker sets it only for accounts with native scheduling, at least a minute ahead and within
+   * the provider's limit; adapters check again and refuse (PermanentSendError 'SCHEDULE_OUT_OF_RANGE',
+   * no request made) a time that is not in the future or is beyond their limit.
+   */
+  sendAt?: Date;
+}
+
+/**
+ * What an account's provider offers for holding messages until a send time, so the worker can
+ * hand a message over early instead of keeping it until it is due (and can tell whether a
+ * campaign cancel can still reach it there).
+ */
+export interface NativeScheduling {
+  /** The furthest ahead a send time may be, as the provider documents it (Optus: 60 days). */
+  maxAheadMs: number;
+  /** True when a handed-over message can still be cancelled at the provider (the adapter has cancelScheduled). */
+  cancellable: boolean;
 }
 
 /** The provider's answer for one message of a batch, in the batch's order. */
@@ -88,6 +107,16 @@ export interface ProviderAdapter {
    * Returns the reports it could get (messages it does not know are left out).
    */
   pollStatus?(providerMessageIds: string[]): Promise<StatusReport[]>;
+  /**
+   * Cancels one message handed over with a send time that has not come.
+   * 'cancelled': it will not be sent. 'not-cancellable': the provider says it can no longer be
+   * cancelled (already sent, unknown id, not scheduled). Throws a ProviderError (rate-limited,
+   * retryable, account) when the request itself failed, so the caller can try again later.
+   * An AmbiguousSendError means no answer came after the request was written: the message may be
+   * cancelled already, and a retry may then answer 'not-cancellable'; its status (polling, reports)
+   * tells which.
+   */
+  cancelScheduled?(providerMessageId: string): Promise<'cancelled' | 'not-cancellable'>;
   /** The provider's documented health check, where it has one. */
   checkHealth?(): Promise<HealthResult>;
   /** Releases connections. */
@@ -119,5 +148,7 @@ export interface ProviderDefinition {
    * can reject a row whose message would be refused, before anything is sent.
    */
   maxBodyChars?(account: Account): number;
+  /** Native scheduling for this account, or undefined where the provider (or this account's API version) has none. */
+  nativeScheduling?(account: Account): NativeScheduling | undefined;
   create(context: ProviderContext): ProviderAdapter;
 }

@@ -20,6 +20,11 @@ export interface OutboundSms {
   sendAt?: Date;
 }
 
+/**
+ * What an account's provider offers for holding messages until a send time, so the worker can
+ * hand a message over early instead of keeping it until it is due (and can tell whether a
+ * campaign cancel can still reach it there).
+ */
 export interface NativeScheduling {
   /** The furthest ahead a send time may be, as the provider documents it (Optus: 60 days). */
   maxAheadMs: number;
@@ -102,15 +107,18 @@ export interface ProviderAdapter {
    * Returns the reports it could get (messages it does not know are left out).
    */
   pollStatus?(providerMessageIds: string[]): Promise<StatusReport[]>;
-  /** The provider's documented health check, where it has one. */
-  checkHealth?(): Promise<HealthResult>;
   /**
    * Cancels one message handed over with a send time that has not come.
    * 'cancelled': it will not be sent. 'not-cancellable': the provider says it can no longer be
    * cancelled (already sent, unknown id, not scheduled). Throws a ProviderError (rate-limited,
    * retryable, account) when the request itself failed, so the caller can try again later.
+   * An AmbiguousSendError means no answer came after the request was written: the message may be
+   * cancelled already, and a retry may then answer 'not-cancellable'; its status (polling, reports)
+   * tells which.
    */
   cancelScheduled?(providerMessageId: string): Promise<'cancelled' | 'not-cancellable'>;
+  /** The provider's documented health check, where it has one. */
+  checkHealth?(): Promise<HealthResult>;
   /** Releases connections. */
   close(): Promise<void>;
 }

@@ -28,6 +28,7 @@ import { webhookUrl } from '../webhook-url.js';
 import {
   BandwidthProvider,
   bandwidthOptionsSchema,
+  bandwidthProvider,
   type BandwidthInternals,
 } from './bandwidth.provider.js';
 import { basicAuthorization } from '../basic-auth.js';
@@ -428,6 +429,21 @@ describe('Bandwidth Messaging v2 adapter against the official spec', () => {
       const emoji = await bw.sendBatch([sms('😀'.repeat(2048))]);
       expect([results[0]!.ok, emoji[0]!.ok]).toEqual([true, true]);
       expect(fake.creates).toHaveLength(2);
+    });
+  });
+
+  describe('scheduling', () => {
+    it('has none: a message with a send time fails SCHEDULE_UNSUPPORTED without a request', async () => {
+      expect(bandwidthProvider.nativeScheduling).toBeUndefined();
+      const bw = adapter();
+      expect('cancelScheduled' in bw).toBe(false);
+      const scheduled = { ...sms(), sendAt: new Date(Date.now() + 3_600_000) };
+      const now = sms();
+      const results = await bw.sendBatch([scheduled, now]);
+      expect(errorOf(results[0])).toBeInstanceOf(PermanentSendError);
+      expect(errorOf(results[0]).code).toBe('SCHEDULE_UNSUPPORTED');
+      expect(results[1]!.ok).toBe(true);
+      expect(fake.creates.map((r) => (r.body as { tag: string }).tag)).toEqual([now.messageId]);
     });
   });
 

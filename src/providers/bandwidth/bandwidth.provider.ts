@@ -18,6 +18,7 @@ import {
   type HttpRequest,
   type HttpResponse,
 } from '../http-client.js';
+import { sendAtRefusal } from '../native-scheduling.js';
 import type {
   InboundReply,
   OutboundSms,
@@ -220,6 +221,9 @@ export class BandwidthProvider implements ProviderAdapter {
   }
 
   private async sendOne(message: OutboundSms): Promise<SendResult> {
+    // Bandwidth has no scheduling field: a message with a send time would go at once.
+    const unsupported = sendAtRefusal(message, undefined);
+    if (unsupported) return { ok: false, error: unsupported };
     const length = textLength(message.body);
     if (length === 0) {
       return {

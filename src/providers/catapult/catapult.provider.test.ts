@@ -24,7 +24,7 @@ import {
 } from '../errors.js';
 import type { ProviderContext, SendResult, WebhookRequest } from '../types.js';
 import { webhookUrl } from '../webhook-url.js';
-import { CatapultProvider } from './catapult.provider.js';
+import { CatapultProvider, catapultProvider } from './catapult.provider.js';
 import {
   countersAndTruth,
   createTestEnv,
@@ -428,6 +428,21 @@ describe('Catapult v1 adapter against its documented wire format', () => {
       expect(fake.posts).toHaveLength(1);
       await cat.sendBatch([sms('e'.repeat(3000)), sms('f'.repeat(2048))]);
       expect(fake.posts[1]!.body).toMatchObject({ text: 'f'.repeat(2048) });
+    });
+
+    it('has no scheduling: a message with a send time fails SCHEDULE_UNSUPPORTED and stays out of the request', async () => {
+      expect(catapultProvider.nativeScheduling).toBeUndefined();
+      const cat = adapter();
+      expect('cancelScheduled' in cat).toBe(false);
+      const batch = [sms('a'), { ...sms('b'), sendAt: new Date(Date.now() + 3_600_000) }, sms('c')];
+      const results = await cat.sendBatch(batch);
+      expect(results.map((r) => r.ok)).toEqual([true, false, true]);
+      expect(errorOf(results[1])).toBeInstanceOf(PermanentSendError);
+      expect(errorOf(results[1]).code).toBe('SCHEDULE_UNSUPPORTED');
+      expect((fake.posts[0]!.body as Item[]).map((i) => i.text)).toEqual(['a', 'c']);
+      // Only a scheduled one: no request at all.
+      await cat.sendBatch([{ ...sms('d'), sendAt: new Date(Date.now() + 60_000) }]);
+      expect(fake.posts).toHaveLength(1);
     });
 
     it('embeds the callback credentials in the callbackUrl, URL-encoded', async () => {

@@ -12,6 +12,7 @@ import {
   type ProviderError,
 } from '../errors.js';
 import { ProviderHttpClient, retryAfterMs, type HttpResponse } from '../http-client.js';
+import { sendAtRefusal } from '../native-scheduling.js';
 import type {
   OutboundSms,
   ProviderAdapter,
@@ -143,6 +144,9 @@ export class CatapultProvider implements ProviderAdapter {
 
   async sendBatch(messages: OutboundSms[]): Promise<SendResult[]> {
     const results: Array<SendResult | undefined> = messages.map((m) => {
+      // Catapult has no scheduling field: a message with a send time would go at once.
+      const unsupported = sendAtRefusal(m, undefined);
+      if (unsupported) return { ok: false, error: unsupported };
       const length = textLength(m.body);
       if (length === 0)
         return {

@@ -1,5 +1,5 @@
 import { createHash, createHmac, generateKeyPairSync, randomUUID, sign } from 'node:crypto';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Account } from '../../config/accounts.js';
 import { createLogger } from '../../logger.js';
 import {
@@ -12,6 +12,7 @@ import {
   WebhookPayloadError,
 } from '../errors.js';
 import type { OutboundSms, ProviderContext, SendResult, WebhookRequest } from '../types.js';
+import { freezeClock } from '../../../test/helpers/frozen-clock.js';
 import {
   METADATA_KEY,
   MM_MAX_CONTENT,
@@ -36,6 +37,7 @@ interface MmMessage {
   content: string;
   destination_number: string;
   metadata: Record<string, string>;
+  scheduled?: string;
 }
 
 /** Checks a request's credentials as MessageMedia would: Basic, or HMAC per the spec. */
@@ -66,7 +68,11 @@ let answer: ((request: FakeRequest) => FakeResponse) | undefined;
 const refused = new Set<string>();
 /** Our ids that MessageMedia accepted, with how many times. */
 const accepted = new Map<string, number>();
-const statuses = new Map<string, { status: string; metadata: Record<string, string> }>();
+/** What GET /v1/messages/{id} answers; sends add theirs (`scheduled` ones wait to be cancelled). */
+const statuses = new Map<
+  string,
+  { status: string; metadata: Record<string, string>; scheduled?: string }
+>();
 
 function messageMedia(request: FakeRequest): FakeResponse {
   if (!authenticated(request))
@@ -74,6 +80,18 @@ function messageMedia(request: FakeRequest): FakeResponse {
   if (answer) return answer(request);
   if (request.method === 'GET' && request.path === '/v1/delivery_reports')
     return { status: 200, body: { delivery_reports: [] } };
+  if (request.method === 'PUT') {
+    // Cancel: only a `scheduled` message can become `cancelled` (spec, CancelScheduledMessage).
+    const known = statuses.get(request.path.split('/').at(-1)!);
+    if (!known) return { status: 404, body: { message: 'Resource not found.' } };
+    if (
+      known.status !== 'scheduled' ||
+      (request.body as { status?: unknown }).status !== 'cancelled'
+    )
+      return { status: 400, body: { message: 'Bad request', details: ['not scheduled'] } };
+    known.status = 'cancelled';
+    return { status: 200 };
+  }
   if (request.method === 'GET') {
     const known = statuses.get(request.path.split('/').at(-1)!);
     if (!known) return { status: 404, body: { message: 'Resource not found.' } };
@@ -95,10 +113,15 @@ function messageMedia(request: FakeRequest): FakeResponse {
   }
   for (const m of messages)
     accepted.set(m.metadata[METADATA_KEY]!, (accepted.get(m.metadata[METADATA_KEY]!) ?? 0) + 1);
-  return {
-    status: 202,
-    body: { messages: messages.map((m) => ({ ...m, message_id: randomUUID(), status: 'queued' })) },
-  };
+  const answered = messages.map((m) => ({ ...m, message_id: randomUUID(), status: 'queued' }));
+  for (const m of answered) {
+    statuses.set(m.message_id, {
+      status: m.scheduled ? 'scheduled' : 'queued',
+      metadata: m.metadata,
+      ...(m.scheduled ? { scheduled: m.scheduled } : {}),
+    });
+  }
+  return { status: 202, body: { messages: answered } };
 }
 
 function makeAdapter(baseUrl: string, overrides: Partial<Account> = {}): MessageMediaProvider {
@@ -366,6 +389,156 @@ describe('MessageMedia adapter', () => {
     }
   });
 
+  describe('native scheduling', () => {
+    const DAY = 86_400_000;
+    afterEach(() => vi.useRealTimers());
+    const providerId = (result: SendResult | undefined) => {
+      expect(result?.ok).toBe(true);
+      return (result as { providerMessageId: string }).providerMessageId;
+    };
+
+    it('offers 45 days ahead, cancellable', () => {
+      expect(messageMediaProvider.nativeScheduling?.({ options: {} } as Account)).toEqual({
+        maxAheadMs: 45 * DAY,
+        cancellable: true,
+      });
+      expect(typeof adapter.cancelScheduled).toBe('function');
+    });
+
+    it('sends `scheduled` per message as ISO 8601 UTC (checked by the spec), none without sendAt, and polls SCHEDULED', async () => {
+      const sendAt = new Date(Date.now() + 2 * DAY + 5);
+      const messages = [{ ...sms(), sendAt }, sms()];
+      const before = fake.requests.length;
+      const results = await adapter.sendBatch(messages);
+      const sent = fake.requests.slice(before);
+      expect(sent).toHaveLength(1);
+      const [scheduled, immediate] = (sent[0]!.body as { messages: MmMessage[] }).messages;
+      expect(scheduled!.scheduled).toBe(sendAt.toISOString());
+      expect(scheduled!.scheduled).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+      expect(immediate).not.toHaveProperty('scheduled');
+      const reports = await adapter.pollStatus([providerId(results[0])]);
+      expect(reports).toMatchObject([{ providerStatus: 'scheduled', status: 'SCHEDULED' }]);
+    });
+
+    it('accepts exactly 45 days ahead; leaves a millisecond more, now or the past out of the request', async () => {
+      const now = freezeClock();
+      const atLimit = { ...sms(), sendAt: new Date(now + 45 * DAY) };
+      const refused = [now + 45 * DAY + 1, now, now - 1].map((t) => ({
+        ...sms(),
+        sendAt: new Date(t),
+      }));
+      const before = fake.requests.length;
+      const results = await adapter.sendBatch([refused[0]!, atLimit, refused[1]!, refused[2]!]);
+      for (const i of [0, 2, 3]) {
+        expect(errorOf(results[i])).toBeInstanceOf(PermanentSendError);
+        expect(errorOf(results[i])).toMatchObject({ code: 'SCHEDULE_OUT_OF_RANGE' });
+      }
+      expect(statuses.get(providerId(results[1]))?.scheduled).toBe(atLimit.sendAt.toISOString());
+      const sent = fake.requests.slice(before);
+      expect(sent).toHaveLength(1);
+      expect(
+        (sent[0]!.body as { messages: MmMessage[] }).messages.map((m) => m.metadata[METADATA_KEY]),
+      ).toEqual([atLimit.messageId]);
+      // All refused: no request at all.
+      expect((await adapter.sendBatch(refused)).every((r) => !r.ok)).toBe(true);
+      expect(fake.requests.length).toBe(before + 1);
+    });
+
+    it('still isolates a refused message in a batch of scheduled ones, each keeping its own time', async () => {
+      const base = Date.now() + DAY;
+      const messages = Array.from({ length: 8 }, (_, i) => ({
+        ...sms(),
+        ...(i % 2 === 0 ? { sendAt: new Date(base + i * 60_000) } : {}),
+      }));
+      refused.add(messages[4]!.to);
+      const results = await adapter.sendBatch(messages);
+      results.forEach((result, i) => {
+        if (i === 4) {
+          expect(errorOf(result)).toMatchObject({ code: 'MM_INVALID_REQUEST' });
+          return;
+        }
+        const stored = statuses.get(providerId(result))!;
+        expect(stored.metadata[METADATA_KEY]).toBe(messages[i]!.messageId);
+        expect(stored.scheduled).toBe(messages[i]!.sendAt?.toISOString());
+        expect(stored.status).toBe(messages[i]!.sendAt ? 'scheduled' : 'queued');
+        expect(accepted.get(messages[i]!.messageId)).toBe(1);
+      });
+    });
+
+    it('cancels with PUT {"status":"cancelled"}; not scheduled (400) or unknown (404) is not-cancellable', async () => {
+      const [scheduled, immediate] = await adapter.sendBatch([
+        { ...sms(), sendAt: new Date(Date.now() + DAY) },
+        sms(),
+      ]);
+      const id = providerId(scheduled);
+      expect(await adapter.cancelScheduled(id)).toBe('cancelled');
+      const put = fake.requests.at(-1)!;
+      expect(put.method).toBe('PUT');
+      expect(put.path).toBe(`/v1/messages/${id}`);
+      expect(put.headers.authorization).toBe(BASIC);
+      expect(put.body).toEqual({ status: 'cancelled' });
+      expect(await adapter.pollStatus([id])).toMatchObject([{ status: 'CANCELLED' }]);
+      expect(await adapter.cancelScheduled(id)).toBe('not-cancellable');
+      expect(await adapter.cancelScheduled(providerId(immediate))).toBe('not-cancellable');
+      expect(await adapter.cancelScheduled(randomUUID())).toBe('not-cancellable');
+    });
+
+    it('signs a cancel with HMAC when configured', async () => {
+      const hmac = makeAdapter(fake.url, {
+        credentials: {
+          apiKey: API_KEY,
+          apiSecret: API_SECRET,
+          hmacKey: HMAC_KEY,
+          hmacSecret: HMAC_SECRET,
+        },
+      });
+      try {
+        const [result] = await hmac.sendBatch([{ ...sms(), sendAt: new Date(Date.now() + DAY) }]);
+        expect(await hmac.cancelScheduled(providerId(result))).toBe('cancelled');
+        expect(fake.requests.at(-1)!.headers.authorization).toMatch(
+          /headers="Date Content-MD5 request-line"/,
+        );
+      } finally {
+        await hmac.close();
+      }
+    });
+
+    it.each([
+      ['401', { status: 401, body: { message: 'Unauthorized' } }, AccountError, 'MM_UNAUTHORIZED'],
+      [
+        '403',
+        { status: 403, body: { message: 'Invalid authentication credentials' } },
+        AccountError,
+        'MM_FORBIDDEN',
+      ],
+      [
+        '429 with Retry-After',
+        { status: 429, headers: { 'retry-after': '4' }, body: { message: 'slow down' } },
+        RateLimitedError,
+        'HTTP_429',
+      ],
+      ['503', { status: 503 }, RateLimitedError, 'HTTP_503'],
+      ['500', { status: 500, body: { message: 'oops' } }, RetryableSendError, 'HTTP_500'],
+    ] as const)('a cancel answered %s throws one typed error', async (_, response, type, code) => {
+      answer = () => response;
+      const error = await adapter.cancelScheduled(randomUUID()).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(type);
+      expect(error).toMatchObject({ code });
+      if (error instanceof RateLimitedError)
+        expect(error.retryAfterMs).toBe(code === 'HTTP_429' ? 4_000 : 5_000);
+    });
+
+    it('a cancel whose connection drops after the request is ambiguous', async () => {
+      answer = () => ({ status: 0 });
+      await expect(adapter.cancelScheduled(randomUUID())).rejects.toBeInstanceOf(
+        AmbiguousSendError,
+      );
+    });
+  });
+
   describe('callbacks', () => {
     const messageId = randomUUID();
     const ourId = randomUUID();
@@ -422,7 +595,7 @@ describe('MessageMedia adapter', () => {
     it.each([
       ['queued', 'SENT'],
       ['processed', 'SENT'],
-      ['scheduled', 'SENT'],
+      ['scheduled', 'SCHEDULED'],
       ['enroute', 'SENT'],
       ['submitted', 'SENT'],
       ['expired', 'EXPIRED'],

@@ -15,9 +15,11 @@ import {
   WebhookPayloadError,
 } from '../errors.js';
 import { ProviderHttpClient, retryAfterMs, type HttpResponse } from '../http-client.js';
+import { DAY_MS, cancelFailure, sendAtRefusal } from '../native-scheduling.js';
 import type {
   HealthResult,
   InboundReply,
+  NativeScheduling,
   OutboundSms,
   ProviderAdapter,
   ProviderContext,
@@ -63,13 +65,23 @@ export const METADATA_KEY = 'herald_message_id';
 const E164 = /^\+[1-9]\d{6,13}$/; // ≤15 characters with the +
 
 /**
- * MessageMedia status words → ours (FACTS §3.3). queued/processed/scheduled/enroute: MessageMedia
- * holds the message and has not finished with it, so SENT (handed over, awaiting a final report).
+ * `scheduled` (ISO 8601, UTC) has no documented maximum. 45 days, because the spec says a message
+ * can be fetched for 45 days, in the description of the very endpoint that cancels it
+ * (`PUT /v1/messages/{id}`): if that counts from submission, a message held longer could no
+ * longer be polled or cancelled before its time, and we promise both. Under either reading of
+ * the 45 days, a message handed over at most 45 days early stays reachable until it goes.
+ */
+export const MM_SCHEDULING: NativeScheduling = { maxAheadMs: 45 * DAY_MS, cancellable: true };
+
+/**
+ * MessageMedia status words → ours (FACTS §3.3). queued/processed/enroute: MessageMedia holds the
+ * message and has not finished with it, so SENT (handed over, awaiting a final report).
+ * scheduled: held until its send time (native scheduling), so SCHEDULED, which ranks below SENT.
  */
 export const MM_STATUS: Record<string, MessageStatus> = {
   queued: 'SENT',
   processed: 'SENT',
-  scheduled: 'SENT',
+  scheduled: 'SCHEDULED',
   enroute: 'SENT',
   submitted: 'SENT',
   delivered: 'DELIVERED',
@@ -172,6 +184,8 @@ export class MessageMediaProvider implements ProviderAdapter {
           callback_url: this.context.callbackUrl,
           metadata: { [METADATA_KEY]: m.messageId },
           ...this.source(),
+          // toISOString: ISO 8601 in UTC, as the spec asks for `scheduled`.
+          ...(m.sendAt ? { scheduled: m.sendAt.toISOString() } : {}),
         })),
       });
     } catch (error) {
@@ -219,7 +233,11 @@ export class MessageMediaProvider implements ProviderAdapter {
     return { source_number: sender, source_number_type: type };
   }
 
-  private request(method: 'GET' | 'POST', path: string, json?: unknown): Promise<HttpResponse> {
+  private request(
+    method: 'GET' | 'POST' | 'PUT',
+    path: string,
+    json?: unknown,
+  ): Promise<HttpResponse> {
     const body = json === undefined ? undefined : JSON.stringify(json);
     const headers: Record<string, string> = { accept: 'application/json' };
     if (body !== undefined) headers['content-type'] = 'application/json';
@@ -326,6 +344,23 @@ export class MessageMediaProvider implements ProviderAdapter {
   }
 
   /**
+   * `PUT /v1/messages/{id}` `{"status":"cancelled"}`, which the spec allows only while the message
+   * is `scheduled`. Our body is always the same valid one, so a 400 can only be about the message
+   * (no longer scheduled); 404 is an unknown (or expired) id: neither can be cancelled.
+   */
+  async cancelScheduled(providerMessageId: string): Promise<'cancelled' | 'not-cancellable'> {
+    const response = await this.request(
+      'PUT',
+      `/v1/messages/${encodeURIComponent(providerMessageId)}`,
+      { status: 'cancelled' },
+    );
+    // The spec documents 200; a 204 says the same.
+    if (response.status === 200 || response.status === 204) return 'cancelled';
+    if (response.status === 400 || response.status === 404) return 'not-cancellable';
+    throw cancelFailure(this.classify(response));
+  }
+
+  /**
    * MessageMedia documents no health check. This is a credential check: the read-only
    * `GET /v1/delivery_reports` (it lists unconfirmed reports and confirms nothing).
    */
@@ -346,6 +381,7 @@ export class MessageMediaProvider implements ProviderAdapter {
   }
 }
 
+/** Refuses, without a request, what MessageMedia would refuse for this message (and its batch). */
 function validate(message: OutboundSms): PermanentSendError | undefined {
   if (!E164.test(message.to)) {
     return new PermanentSendError(
@@ -363,7 +399,7 @@ function validate(message: OutboundSms): PermanentSendError | undefined {
       'FAILED',
     );
   }
-  return undefined;
+  return sendAtRefusal(message, MM_SCHEDULING);
 }
 
 function failAll(messages: OutboundSms[], error: unknown): SendResult[] {
@@ -388,5 +424,6 @@ export const messageMediaProvider: ProviderDefinition = {
   credentialKeys: ['apiKey', 'apiSecret'],
   optionalCredentialKeys: ['hmacKey', 'hmacSecret'],
   optionsSchema: messageMediaOptionsSchema,
+  nativeScheduling: () => MM_SCHEDULING,
   create: (context) => new MessageMediaProvider(context),
 };

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Account } from '../../config/accounts.js';
 import { createLogger } from '../../logger.js';
 import {
@@ -12,8 +12,15 @@ import {
   RetryableSendError,
   WebhookPayloadError,
 } from '../errors.js';
-import type { OutboundSms, ProviderContext, SendResult, WebhookRequest } from '../types.js';
+import type {
+  OutboundSms,
+  ProviderAdapter,
+  ProviderContext,
+  SendResult,
+  WebhookRequest,
+} from '../types.js';
 import { OPTUS_MAX_CONTENT, OptusProvider, optusProvider } from './optus.provider.js';
+import { freezeClock } from '../../../test/helpers/frozen-clock.js';
 import {
   startOpenApiFake,
   type FakeRequest,
@@ -223,6 +230,57 @@ describe('Optus SMS Gateway REST v2 adapter', () => {
       },
     ]);
     expect(fake.requests.at(-1)!.headers.authorization).toBe(BASIC);
+  });
+
+  describe('native scheduling', () => {
+    const DAY = 86_400_000;
+    afterEach(() => vi.useRealTimers());
+
+    it('offers 60 days ahead and no cancel', () => {
+      const account = { options: {} } as Account;
+      expect(optusProvider.nativeScheduling?.(account)).toEqual({
+        maxAheadMs: 60 * DAY,
+        cancellable: false,
+      });
+      expect((adapter as ProviderAdapter).cancelScheduled).toBeUndefined();
+    });
+
+    it('sends `scheduled` as an RFC 3339 UTC date-time (checked by the spec), and none without sendAt', async () => {
+      answer = accept;
+      const sendAt = new Date(Date.now() + 3 * DAY + 1234);
+      const before = fake.requests.length;
+      const results = await adapter.sendBatch([{ ...sms(), sendAt }, sms()]);
+      expect(results.map((r) => r.ok)).toEqual([true, true]);
+      const [scheduled, immediate] = fake.requests.slice(before);
+      const body = scheduled!.body as { scheduled?: string };
+      expect(body.scheduled).toBe(sendAt.toISOString());
+      expect(body.scheduled).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+      expect(immediate!.body).not.toHaveProperty('scheduled');
+      // afterEach: the fake found no spec violation (format: date-time).
+    });
+
+    it('accepts exactly 60 days ahead; refuses a millisecond more, now, the past or an invalid date without a request', async () => {
+      answer = accept;
+      const now = freezeClock();
+      const before = fake.requests.length;
+      const refused = await adapter.sendBatch(
+        [now + 60 * DAY + 1, now, now - 60_000, Number.NaN].map((t) => ({
+          ...sms(),
+          sendAt: new Date(t),
+        })),
+      );
+      for (const result of refused) {
+        const error = errorOf(result);
+        expect(error).toBeInstanceOf(PermanentSendError);
+        expect(error).toMatchObject({ code: 'SCHEDULE_OUT_OF_RANGE', finalStatus: 'FAILED' });
+      }
+      expect(fake.requests.length).toBe(before);
+
+      const atLimit = new Date(now + 60 * DAY);
+      const [result] = await adapter.sendBatch([{ ...sms(), sendAt: atLimit }]);
+      expect(result?.ok).toBe(true);
+      expect(fake.requests.at(-1)!.body).toMatchObject({ scheduled: atLimit.toISOString() });
+    });
   });
 
   describe('callbacks', () => {

@@ -13,9 +13,11 @@ import {
   WebhookPayloadError,
 } from '../errors.js';
 import { ProviderHttpClient, retryAfterMs, type HttpResponse } from '../http-client.js';
+import { DAY_MS, sendAtRefusal } from '../native-scheduling.js';
 import type {
   HealthResult,
   InboundReply,
+  NativeScheduling,
   OutboundSms,
   ProviderAdapter,
   ProviderContext,
@@ -49,6 +51,12 @@ export const OPTUS_MAX_CONTENT = 5000;
 const MAX_MASK = 20;
 
 const E164 = /^\+[1-9]\d{6,14}$/;
+
+/**
+ * `scheduled` (RFC 3339) holds a message "with an upper limit of 60 days" (spec, S1); a time
+ * beyond it, in the past or not RFC 3339 is refused (400/422). Optus has no cancel.
+ */
+export const OPTUS_SCHEDULING: NativeScheduling = { maxAheadMs: 60 * DAY_MS, cancellable: false };
 
 /** Provider status words → ours (FACTS §2.3). Accepted/queued/frozen: Optus holds it, not final. */
 export const OPTUS_STATUS: Record<string, MessageStatus> = {
@@ -149,6 +157,8 @@ export class OptusProvider implements ProviderAdapter {
         // Echoed on retrieval and (in one documented shape) on DLRs.
         reference: message.messageId,
         ...this.sender(),
+        // toISOString: RFC 3339 in UTC ("Z"), so no offset can be misread.
+        ...(message.sendAt ? { scheduled: message.sendAt.toISOString() } : {}),
       }),
     });
     if (response.status < 200 || response.status >= 300) throw this.classify(response);
@@ -185,7 +195,7 @@ export class OptusProvider implements ProviderAdapter {
         'FAILED',
       );
     }
-    return undefined;
+    return sendAtRefusal(message, OPTUS_SCHEDULING);
   }
 
   /** A number goes as `source`; an alphanumeric sender id as `mask` (≤20 characters). */
@@ -359,5 +369,6 @@ export const optusProvider: ProviderDefinition = {
   defaultBaseUrl: 'https://api.sms.optus.com.au/rest/sms/v2',
   credentialKeys: ['applicationName', 'password'],
   optionsSchema: optusOptionsSchema,
+  nativeScheduling: () => OPTUS_SCHEDULING,
   create: (context) => new OptusProvider(context),
 };

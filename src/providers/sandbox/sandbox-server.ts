@@ -13,14 +13,19 @@ import { sandboxErrorCodes, sandboxOutcome } from './outcomes.js';
  * documented in README.md "Sandbox provider".
  *
  *   POST /v1/messages   Authorization: Bearer <key>
- *     {"messages":[{"to":"+61412345678","body":"…","reference":"<ours>","callback_url":"…"}]}  (≤100)
- *   → 202 {"messages":[{"id":"sbx-…","status":"accepted","segments":1}
+ *     {"messages":[{"to":"+61412345678","body":"…","reference":"<ours>","callback_url":"…",
+ *                   "send_at":"2026-12-04T10:00:00.000Z" (optional, RFC 3339)}]}  (≤100)
+ *   → 202 {"messages":[{"id":"sbx-…","status":"accepted"|"scheduled","segments":1}
  *                      | {"status":"rejected","error":{"code":"…","message":"…"}}]}
- *   GET /v1/messages/{id} → {"id","reference","to","status","error_code","updated_at"}
+ *   GET /v1/messages/{id} → {"id","reference","to","status","error_code","updated_at","send_at"}
+ *   DELETE /v1/messages/{id} → 204 (was scheduled, now cancelled) | 409 NOT_SCHEDULED | 404
  *
- * After `reportDelayMs` it POSTs one delivery report per accepted message to its callback_url:
+ * A message with `send_at` (in the future, at most 365 days ahead) is held, status `scheduled`,
+ * until then; from then on it is like any other. After `reportDelayMs` it POSTs one delivery
+ * report per sent message to its callback_url:
  *   {"id","reference","to","status":"delivered|failed|expired|undeliverable","error_code","timestamp"}
- * retrying a report that is not answered 2xx up to 5 times, as real providers do.
+ * retrying a report that is not answered 2xx up to 5 times, as real providers do. A cancelled
+ * message gets no report (real providers differ; polling shows `cancelled`).
  */
 export interface SandboxServerOptions {
   apiKey: string;
@@ -47,6 +52,8 @@ interface StoredMessage {
   status: string;
   error_code: string | null;
   updated_at: string;
+  /** When a scheduled message is (or was) due; null when it was sent on arrival. */
+  send_at: string | null;
 }
 
 interface InjectedFailure {
@@ -59,6 +66,11 @@ const MAX_BATCH = 100;
 const MAX_BODY_CHARS = 1600;
 const E164 = /^\+[1-9]\d{6,14}$/;
 const MAX_STORED = 1_000_000;
+/** The furthest ahead a `send_at` may be (README "Sandbox"). */
+export const SANDBOX_MAX_SEND_AHEAD_MS = 365 * 24 * 60 * 60 * 1000;
+/** setTimeout waits at most 2^31−1 ms (about 24.8 days; longer fires at once): longer holds step. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const RFC_3339 = /^\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)$/;
 
 export class SandboxServer {
   /** Send requests received per message reference (our message id): tests check "exactly one". */
@@ -71,6 +83,8 @@ export class SandboxServer {
   statusRequests = 0;
   private readonly messages = new Map<string, StoredMessage>();
   private readonly timers = new Set<NodeJS.Timeout>();
+  /** The timer holding each scheduled message, by id, so a cancel can clear it. */
+  private readonly held = new Map<string, NodeJS.Timeout>();
   private readonly callbackLimit = pLimit(32);
   private failures: InjectedFailure | undefined;
   private server: Server | undefined;
@@ -101,7 +115,10 @@ export class SandboxServer {
     return `http://${host}:${address.port}`;
   }
 
-  /** Answer the next `count` sends with this HTTP status (429 carries Retry-After). For tests. */
+  /**
+   * Answer the next `count` sends or cancels with this HTTP status (429 carries Retry-After).
+   * For tests.
+   */
   failNext(count: number, status: number, retryAfterSeconds?: number): void {
     this.failures = { status, remaining: count, retryAfterSeconds };
   }
@@ -110,6 +127,7 @@ export class SandboxServer {
     this.stopping = true;
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
+    this.held.clear();
     this.callbackLimit.clearQueue();
     if (!this.server) return;
     await new Promise<void>((resolve) => {
@@ -127,6 +145,7 @@ export class SandboxServer {
     }
     if (req.method === 'POST' && url.pathname === '/v1/messages') return this.send(req, res);
     const match = /^\/v1\/messages\/([^/]+)$/.exec(url.pathname);
+    if (req.method === 'DELETE' && match) return this.cancel(decodeURIComponent(match[1]!), res);
     if (req.method === 'GET' && match) {
       this.statusRequests += 1;
       const message = this.messages.get(decodeURIComponent(match[1]!));
@@ -142,18 +161,7 @@ export class SandboxServer {
   private async send(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const payload = await readJson(req);
     if (this.options.latencyMs) await sleep(this.options.latencyMs);
-    if (this.failures && this.failures.remaining > 0) {
-      this.failures.remaining -= 1;
-      const headers: Record<string, string> = {};
-      if (this.failures.retryAfterSeconds !== undefined)
-        headers['retry-after'] = String(this.failures.retryAfterSeconds);
-      return reply(
-        res,
-        this.failures.status,
-        { error: { code: 'INJECTED', message: 'injected failure' } },
-        headers,
-      );
-    }
+    if (this.answeredWithInjectedFailure(res)) return;
     const messages = (payload as { messages?: unknown } | undefined)?.messages;
     if (!Array.isArray(messages) || messages.length === 0 || messages.length > MAX_BATCH) {
       return reply(res, 400, {
@@ -168,12 +176,29 @@ export class SandboxServer {
     reply(res, 202, { messages: results });
   }
 
+  /** Answers with the failure `failNext` asked for, if one is left. */
+  private answeredWithInjectedFailure(res: ServerResponse): boolean {
+    if (!this.failures || this.failures.remaining <= 0) return false;
+    this.failures.remaining -= 1;
+    const headers: Record<string, string> = {};
+    if (this.failures.retryAfterSeconds !== undefined)
+      headers['retry-after'] = String(this.failures.retryAfterSeconds);
+    reply(
+      res,
+      this.failures.status,
+      { error: { code: 'INJECTED', message: 'injected failure' } },
+      headers,
+    );
+    return true;
+  }
+
   private accept(item: unknown): object {
     const {
       to,
       body,
       reference,
       callback_url: callbackUrl,
+      send_at: sendAtText,
     } = (item ?? {}) as Record<string, unknown>;
     if (typeof reference === 'string') {
       this.receivedByReference.set(reference, (this.receivedByReference.get(reference) ?? 0) + 1);
@@ -193,19 +218,83 @@ export class SandboxServer {
         },
       };
     }
+    let sendAt: number | undefined;
+    if (sendAtText !== undefined && sendAtText !== null) {
+      if (typeof sendAtText !== 'string' || !RFC_3339.test(sendAtText)) {
+        return {
+          status: 'rejected',
+          error: { code: 'INVALID_SEND_AT', message: '"send_at" must be an RFC 3339 date-time' },
+        };
+      }
+      sendAt = Date.parse(sendAtText);
+      const ahead = sendAt - Date.now();
+      if (!(ahead > 0 && ahead <= SANDBOX_MAX_SEND_AHEAD_MS)) {
+        return {
+          status: 'rejected',
+          error: {
+            code: 'INVALID_SEND_AT',
+            message: '"send_at" must be in the future and at most 365 days ahead',
+          },
+        };
+      }
+    }
     const id = `sbx-${randomUUID()}`;
     const message: StoredMessage = {
       id,
       reference: typeof reference === 'string' ? reference : undefined,
       to,
-      status: 'sent',
+      status: sendAt === undefined ? 'sent' : 'scheduled',
       error_code: null,
       updated_at: new Date().toISOString(),
+      send_at: sendAt === undefined ? null : new Date(sendAt).toISOString(),
     };
     if (this.messages.size >= MAX_STORED) this.messages.delete(this.messages.keys().next().value!);
     this.messages.set(id, message);
-    if (typeof callbackUrl === 'string') this.scheduleReport(message, callbackUrl);
-    return { id, status: 'accepted', segments: countSegments(body).segments };
+    const callback = typeof callbackUrl === 'string' ? callbackUrl : undefined;
+    if (sendAt !== undefined) this.hold(message, sendAt, callback);
+    else if (callback) this.scheduleReport(message, callback);
+    return {
+      id,
+      status: sendAt === undefined ? 'accepted' : 'scheduled',
+      segments: countSegments(body).segments,
+    };
+  }
+
+  /** Keeps a scheduled message until `sendAt`, then sends it (reported like any other). */
+  private hold(message: StoredMessage, sendAt: number, callbackUrl: string | undefined): void {
+    const wait = Math.min(Math.max(sendAt - Date.now(), 0), MAX_TIMER_MS);
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      this.held.delete(message.id);
+      if (this.stopping) return;
+      // A hold longer than one timer, or a timer a millisecond early: never send before the time.
+      if (Date.now() < sendAt) return this.hold(message, sendAt, callbackUrl);
+      message.status = 'sent';
+      message.updated_at = new Date().toISOString();
+      if (callbackUrl) this.scheduleReport(message, callbackUrl);
+    }, wait);
+    this.timers.add(timer);
+    this.held.set(message.id, timer);
+  }
+
+  /** `DELETE /v1/messages/{id}`: only a message still held can be cancelled. */
+  private cancel(id: string, res: ServerResponse): void {
+    if (this.answeredWithInjectedFailure(res)) return;
+    const message = this.messages.get(id);
+    if (!message)
+      return reply(res, 404, { error: { code: 'NOT_FOUND', message: 'no such message' } });
+    const timer = this.held.get(id);
+    if (message.status !== 'scheduled' || !timer) {
+      return reply(res, 409, {
+        error: { code: 'NOT_SCHEDULED', message: `the message is ${message.status}` },
+      });
+    }
+    clearTimeout(timer);
+    this.timers.delete(timer);
+    this.held.delete(id);
+    message.status = 'cancelled';
+    message.updated_at = new Date().toISOString();
+    res.writeHead(204).end();
   }
 
   private scheduleReport(message: StoredMessage, callbackUrl: string): void {

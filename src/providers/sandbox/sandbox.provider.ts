@@ -6,13 +6,16 @@ import {
   AccountError,
   AmbiguousSendError,
   PermanentSendError,
+  ProviderError,
   RateLimitedError,
   RetryableSendError,
   WebhookPayloadError,
-  type ProviderError,
 } from '../errors.js';
 import { ProviderHttpClient, retryAfterMs, type HttpResponse } from '../http-client.js';
+import { cancelFailure, sendAtRefusal } from '../native-scheduling.js';
+import { SANDBOX_MAX_SEND_AHEAD_MS } from './sandbox-server.js';
 import type {
+  NativeScheduling,
   OutboundSms,
   ProviderAdapter,
   ProviderContext,
@@ -28,7 +31,8 @@ const sendResponseSchema = z.object({
     z.union([
       z.object({
         id: z.string().min(1),
-        status: z.literal('accepted'),
+        // `scheduled`: accepted with a send_at, held until then.
+        status: z.enum(['accepted', 'scheduled']),
         segments: z.number().int().optional(),
       }),
       z.object({
@@ -73,7 +77,15 @@ const messageSchema = z.object({
 /** Status lookups in flight at once per pass (the sandbox has no documented polling budget). */
 const POLL_CONCURRENCY = 8;
 
+/** The sandbox holds a message up to 365 days (`send_at`) and cancels it until then (DELETE). */
+export const SANDBOX_SCHEDULING: NativeScheduling = {
+  maxAheadMs: SANDBOX_MAX_SEND_AHEAD_MS,
+  cancellable: true,
+};
+
 const STATUS_MAP: Record<string, MessageStatus> = {
+  scheduled: 'SCHEDULED',
+  cancelled: 'CANCELLED',
   sent: 'SENT',
   delivered: 'DELIVERED',
   failed: 'FAILED',
@@ -94,6 +106,27 @@ export class SandboxProvider implements ProviderAdapter {
   }
 
   async sendBatch(messages: OutboundSms[]): Promise<SendResult[]> {
+    // A send time out of range fails that message here, and it stays out of the request.
+    const results = messages.map((m): SendResult | undefined => {
+      const refusal = sendAtRefusal(m, SANDBOX_SCHEDULING);
+      return refusal && { ok: false, error: refusal };
+    });
+    const toSend = messages.filter((_, i) => results[i] === undefined);
+    if (toSend.length === 0) return results as SendResult[];
+    let sent: SendResult[];
+    try {
+      sent = await this.sendRequest(toSend);
+    } catch (error) {
+      // The request failed as a whole: thrown for the batch, unless some messages already
+      // failed on their own, which keep their own reason.
+      if (toSend.length === messages.length || !(error instanceof ProviderError)) throw error;
+      sent = toSend.map(() => ({ ok: false, error }));
+    }
+    let next = 0;
+    return results.map((r) => r ?? sent[next++]!);
+  }
+
+  private async sendRequest(messages: OutboundSms[]): Promise<SendResult[]> {
     const response = await this.http.request({
       method: 'POST',
       path: '/v1/messages',
@@ -107,6 +140,7 @@ export class SandboxProvider implements ProviderAdapter {
           body: m.body,
           reference: m.messageId,
           callback_url: this.context.callbackUrl,
+          ...(m.sendAt ? { send_at: m.sendAt.toISOString() } : {}),
         })),
       }),
     });
@@ -120,7 +154,7 @@ export class SandboxProvider implements ProviderAdapter {
       );
     }
     return parsed.data.messages.map((item): SendResult =>
-      item.status === 'accepted'
+      item.status !== 'rejected'
         ? { ok: true, providerMessageId: item.id, segments: item.segments }
         : {
             ok: false,
@@ -222,6 +256,18 @@ export class SandboxProvider implements ProviderAdapter {
     };
   }
 
+  /** `DELETE /v1/messages/{id}`: 204 cancelled; 409 NOT_SCHEDULED or 404 unknown cannot be. */
+  async cancelScheduled(providerMessageId: string): Promise<'cancelled' | 'not-cancellable'> {
+    const response = await this.http.request({
+      method: 'DELETE',
+      path: `/v1/messages/${encodeURIComponent(providerMessageId)}`,
+      headers: { authorization: `Bearer ${this.context.account.credentials.apiKey}` },
+    });
+    if (response.status === 204) return 'cancelled';
+    if (response.status === 409 || response.status === 404) return 'not-cancellable';
+    throw cancelFailure(classifyFailure(response));
+  }
+
   close(): Promise<void> {
     return this.http.close();
   }
@@ -245,5 +291,6 @@ export const sandboxProvider: ProviderDefinition = {
   maxBodyChars: () => 1600, // the sandbox server's limit
   defaultBaseUrl: 'http://127.0.0.1:4010',
   credentialKeys: ['apiKey'],
+  nativeScheduling: () => SANDBOX_SCHEDULING,
   create: (context) => new SandboxProvider(context),
 };

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createLogger } from '../../logger.js';
 import {
   startOpenApiFake,
@@ -7,6 +7,7 @@ import {
   type FakeResponse,
   type OpenApiFake,
 } from '../../../test/helpers/openapi-fake.js';
+import { freezeClock } from '../../../test/helpers/frozen-clock.js';
 import type { Account } from '../../config/accounts.js';
 import {
   AccountError,
@@ -17,7 +18,7 @@ import {
   RetryableSendError,
   WebhookPayloadError,
 } from '../errors.js';
-import type { OutboundSms, SendResult, WebhookRequest } from '../types.js';
+import type { OutboundSms, ProviderAdapter, SendResult, WebhookRequest } from '../types.js';
 import { TelstraTokens } from './telstra-auth.js';
 import { TelstraProvider, telstraProvider } from './telstra.provider.js';
 
@@ -39,6 +40,8 @@ interface FakeState {
   /** Answer /multi with its messages in reverse order. */
   reverseMulti: boolean;
   idCounter: number;
+  /** v3 messages sent: true while one with a scheduleSend can still be deleted. */
+  v3Messages: Map<string, { scheduled: boolean }>;
 }
 
 function newState(): FakeState {
@@ -51,6 +54,7 @@ function newState(): FakeState {
     badNumbers: new Set(),
     reverseMulti: false,
     idCounter: 0,
+    v3Messages: new Map(),
   };
 }
 
@@ -163,11 +167,18 @@ function v3Handler(state: FakeState) {
     const override = state.next.shift();
     if (override) return override(request);
     if (request.path === '/messages' && request.method === 'POST') {
-      const body = request.body as { to: string; from: string; messageContent: string };
+      const body = request.body as {
+        to: string;
+        from: string;
+        messageContent: string;
+        scheduleSend?: string;
+      };
+      const messageId = randomUUID();
+      state.v3Messages.set(messageId, { scheduled: body.scheduleSend !== undefined });
       return {
         status: 201,
         body: {
-          messageId: randomUUID(),
+          messageId,
           status: 'queued',
           to: body.to,
           from: body.from,
@@ -176,6 +187,13 @@ function v3Handler(state: FakeState) {
       };
     }
     const get = /^\/messages\/([0-9a-f-]{36})$/.exec(request.path);
+    if (get && request.method === 'DELETE') {
+      const known = state.v3Messages.get(get[1]!);
+      if (!known) return v3Error(404, 'RESOURCE_NOT_FOUND');
+      if (!known.scheduled) return v3Error(400, 'DELETE_INVALID_MSG_SENT');
+      state.v3Messages.delete(get[1]!);
+      return { status: 204 };
+    }
     if (get) {
       return {
         status: 200,
@@ -702,6 +720,74 @@ describe('telstra v2', () => {
     expect(t.fake.violations).toEqual([]);
   });
 
+  describe('native scheduling', () => {
+    afterEach(() => vi.useRealTimers());
+    const DAY = 86_400_000;
+
+    it('offers 7 days ahead and no cancel', async () => {
+      const account = { options: { version: 'v2' } } as unknown as Account;
+      expect(telstraProvider.nativeScheduling?.(account)).toEqual({
+        maxAheadMs: 7 * DAY,
+        cancellable: false,
+      });
+      const t = await setup('v2');
+      expect((t.adapter as ProviderAdapter).cancelScheduled).toBeUndefined();
+    });
+
+    it('sends a scheduled message alone to /messages/sms with scheduledDelivery (minutes, checked by the spec); the rest stay on /multi', async () => {
+      const t = await setup('v2');
+      const batch = numbers(4).map((n) => sms(n));
+      batch[2] = { ...batch[2]!, sendAt: new Date(Date.now() + 3_600_000) };
+      const results = await t.adapter.sendBatch(batch);
+      expect(results.every((r) => r.ok)).toBe(true);
+      const requests = t.messagingRequests();
+      const multi = requests.find((r) => r.path === '/messages/sms/multi')!;
+      const single = requests.find((r) => r.path === '/messages/sms')!;
+      expect(requests).toHaveLength(2);
+      expect((multi.body as { smsMulti: Array<{ to: string }> }).smsMulti.map((m) => m.to)).toEqual(
+        [0, 1, 3].map((i) => batch[i]!.to),
+      );
+      expect(multi.body).not.toHaveProperty('smsMulti.0.scheduledDelivery');
+      expect(single.body).toMatchObject({ to: batch[2]!.to, scheduledDelivery: 60 });
+      expect(t.fake.violations).toEqual([]);
+    });
+
+    it('rounds the delay up to whole minutes, so the message never goes before its time', async () => {
+      const t = await setup('v2');
+      const now = freezeClock();
+      const cases: Array<[number, number]> = [
+        [1, 1],
+        [59_999, 1],
+        [60_000, 1],
+        [60_001, 2],
+        [90_000, 2],
+        [7 * DAY, 7 * 24 * 60],
+      ];
+      for (const [ahead, minutes] of cases) {
+        const sendAt = new Date(now + ahead);
+        const [result] = await t.adapter.sendBatch([{ ...sms('+61412000001'), sendAt }]);
+        expect(result!.ok).toBe(true);
+        const sent = (t.messagingRequests().at(-1)!.body as { scheduledDelivery: number })
+          .scheduledDelivery;
+        expect(sent).toBe(minutes);
+        // Telstra counts from when it receives the request, which is not before `now`.
+        expect(now + sent * 60_000).toBeGreaterThanOrEqual(sendAt.getTime());
+      }
+      expect(t.fake.violations).toEqual([]);
+    });
+
+    it('refuses a send time beyond 7 days, now or past without a request', async () => {
+      const t = await setup('v2');
+      const now = freezeClock();
+      for (const at of [now + 7 * DAY + 1, now, now - 1]) {
+        const error = await errorOf(t.adapter, { ...sms('+61412000001'), sendAt: new Date(at) });
+        expect(error).toBeInstanceOf(PermanentSendError);
+        expect(error.code).toBe('SCHEDULE_OUT_OF_RANGE');
+      }
+      expect(t.messagingRequests()).toHaveLength(0);
+    });
+  });
+
   it('checks health without a token', async () => {
     const t = await setup('v2');
     expect(await t.adapter.checkHealth()).toEqual({ ok: true, detail: 'up' });
@@ -889,6 +975,114 @@ describe('telstra v3', () => {
     ]);
     expect(t.messagingRequests().map((r) => r.path)).toEqual([`/messages/${id}`]);
     expect(t.fake.violations).toEqual([]);
+  });
+
+  describe('native scheduling', () => {
+    afterEach(() => vi.useRealTimers());
+    const DAY = 86_400_000;
+    const later = () => new Date(Date.now() + DAY);
+
+    async function scheduledId(t: Setup): Promise<string> {
+      const [result] = await t.adapter.sendBatch([{ ...sms('+61412000001'), sendAt: later() }]);
+      if (!result!.ok) throw result!.error;
+      return result!.providerMessageId;
+    }
+
+    it('offers 10 days ahead, cancellable', async () => {
+      for (const options of [{}, { version: 'v3' }]) {
+        expect(telstraProvider.nativeScheduling?.({ options } as unknown as Account)).toEqual({
+          maxAheadMs: 10 * DAY,
+          cancellable: true,
+        });
+      }
+      const t = await setup('v3');
+      expect(typeof t.adapter.cancelScheduled).toBe('function');
+    });
+
+    it('sends scheduleSend as ISO 8601 UTC (checked by the spec, ≤ 24 characters), none without sendAt', async () => {
+      const t = await setup('v3');
+      const sendAt = new Date(Date.now() + 2 * DAY + 7);
+      await t.adapter.sendBatch([{ ...sms('+61412000001'), sendAt }]);
+      await t.adapter.sendBatch([sms('+61412000002')]);
+      const [scheduled, immediate] = t.messagingRequests();
+      expect((scheduled!.body as { scheduleSend: string }).scheduleSend).toBe(sendAt.toISOString());
+      expect(immediate!.body).not.toHaveProperty('scheduleSend');
+      expect(t.fake.violations).toEqual([]);
+    });
+
+    it('accepts exactly 10 days ahead; refuses a millisecond more, now or the past without a request', async () => {
+      const t = await setup('v3');
+      const now = freezeClock();
+      for (const at of [now + 10 * DAY + 1, now, now - 1]) {
+        const error = await errorOf(t.adapter, { ...sms('+61412000001'), sendAt: new Date(at) });
+        expect(error).toMatchObject({ code: 'SCHEDULE_OUT_OF_RANGE', kind: 'permanent' });
+      }
+      expect(t.fake.requests).toHaveLength(0);
+      const atLimit = new Date(now + 10 * DAY);
+      const [result] = await t.adapter.sendBatch([{ ...sms('+61412000001'), sendAt: atLimit }]);
+      expect(result!.ok).toBe(true);
+      expect(t.messagingRequests().at(-1)!.body).toMatchObject({
+        scheduleSend: atLimit.toISOString(),
+      });
+      expect(t.fake.violations).toEqual([]);
+    });
+
+    it('cancels with DELETE /messages/{messageId}; sent, unknown or non-v3 ids are not-cancellable', async () => {
+      const t = await setup('v3');
+      const id = await scheduledId(t);
+      expect(await t.adapter.cancelScheduled!(id)).toBe('cancelled');
+      const request = t.messagingRequests().at(-1)!;
+      expect(request.method).toBe('DELETE');
+      expect(request.path).toBe(`/messages/${id}`);
+      expect(request.headers.authorization).toBe('Bearer tok-1');
+      // Deleted: Telstra no longer knows it (404).
+      expect(await t.adapter.cancelScheduled!(id)).toBe('not-cancellable');
+      // Sent without a schedule: 400 DELETE_INVALID_MSG_SENT.
+      const [sent] = await t.adapter.sendBatch([sms('+61412000002')]);
+      expect(await t.adapter.cancelScheduled!(sent!.ok ? sent!.providerMessageId : '')).toBe(
+        'not-cancellable',
+      );
+      const before = t.fake.requests.length;
+      expect(await t.adapter.cancelScheduled!('d9974749000900001-1261412000001')).toBe(
+        'not-cancellable',
+      );
+      expect(t.fake.requests).toHaveLength(before);
+      expect(t.fake.violations).toEqual([]);
+    });
+
+    it.each([
+      [v3Error(400, 'ID_NOT_ASSIGNED'), 'not-cancellable'],
+      [v3Error(400, 'TIMEFRAME_ERR'), 'not-cancellable'],
+      [v3Error(404, 'RESOURCE_NOT_FOUND'), 'not-cancellable'],
+      [v3Error(402, 'ACCOUNT_ERR'), AccountError],
+      [v3Error(403, 'INSUFFICIENT_SCOPE'), AccountError],
+      [v3Error(404, 'RESOURCE_TEMP_ERR'), RetryableSendError],
+      [v3Error(405, 'METHOD_INVALID'), AccountError],
+      [v3Error(429, 'TOO_MANY_REQUESTS', { retryAfter: '9' }), RateLimitedError],
+      [v3Error(500, 'INTERNAL_SERVER_ERR'), RetryableSendError],
+      [v3Error(500, 'INTERNAL_TIMEOUT'), AmbiguousSendError],
+    ] as const)('a cancel answered %j → %s', async (answer, outcome) => {
+      const t = await setup('v3');
+      const id = await scheduledId(t);
+      t.state.next.push(() => answer);
+      const result = await t.adapter.cancelScheduled!(id).catch((error: unknown) => error);
+      if (typeof outcome === 'string') expect(result).toBe(outcome);
+      else expect(result).toBeInstanceOf(outcome);
+      if (result instanceof RateLimitedError) expect(result.retryAfterMs).toBe(9_000);
+      expect(t.fake.violations).toEqual([]);
+    });
+
+    it('a cancel renews the token once on a 401; a second 401 is an AccountError', async () => {
+      const t = await setup('v3');
+      const id = await scheduledId(t);
+      t.state.valid.clear();
+      expect(await t.adapter.cancelScheduled!(id)).toBe('cancelled');
+      expect(t.state.tokensIssued).toBe(2);
+      const other = await scheduledId(t);
+      t.state.rejectAll = true;
+      await expect(t.adapter.cancelScheduled!(other)).rejects.toBeInstanceOf(AccountError);
+      expect(t.fake.violations).toEqual([]);
+    });
   });
 
   it('checks health at GET /health-check with a token', async () => {

@@ -2,9 +2,11 @@ import { z } from 'zod';
 import { countSegments } from '../../messages/segments.js';
 import { AccountError, AmbiguousSendError, PermanentSendError, ProviderError } from '../errors.js';
 import { ProviderHttpClient, type HttpRequest, type HttpResponse } from '../http-client.js';
+import { DAY_MS, cancelFailure, sendAtRefusal } from '../native-scheduling.js';
 import { isUuid } from '../our-message-id.js';
 import type {
   HealthResult,
+  NativeScheduling,
   OutboundSms,
   ProviderAdapter,
   ProviderContext,
@@ -19,6 +21,7 @@ import {
   Backoff,
   classifyV2Failure,
   classifyV3Failure,
+  errorDetails,
   isV2MessageRefusal,
 } from './telstra-errors.js';
 import {
@@ -43,6 +46,19 @@ export const V2_MAX_BODY_MULTI = 500;
 export const V3_MAX_BODY = 1600;
 /** `/messages/sms/multi` takes at most 10 messages (T2210). */
 export const V2_MULTI_MAX = 10;
+
+/**
+ * v3 `scheduleSend` (ISO 8601 in UTC): "up to 10 days into the future", else FIELD_INVALID (T3).
+ * A scheduled message is deleted with `DELETE /messages/{messageId}` until it is sent.
+ */
+export const V3_SCHEDULING: NativeScheduling = { maxAheadMs: 10 * DAY_MS, cancellable: true };
+/**
+ * v2 `scheduledDelivery` is a delay in whole minutes from when Telstra receives the request, with
+ * no documented maximum (T2210). We cap it at 7 days, v2's longest `validity` (how long the
+ * network keeps any message): a limit Telstra applies elsewhere, rather than a guess at a larger
+ * one it might refuse or silently shorten. v2 has no cancel.
+ */
+export const V2_SCHEDULING: NativeScheduling = { maxAheadMs: 7 * DAY_MS, cancellable: false };
 
 export const telstraOptionsSchema = z.strictObject({
   /** API generation. v2 was decommissioned by Telstra in 2024 and its keys do not work on v3. */
@@ -103,11 +119,17 @@ const v3PollSchema = z.object({
  *   `multi: false` uses `/messages/sms`, one request per message, whose `notifyURL` carries our
  *   id (so even a send whose answer was lost is matched when its receipt comes). When `/multi`
  *   refuses a batch for one message's number or body (all-or-nothing 400), each message is sent
- *   again alone to isolate it: a 400 means nothing of the batch was sent.
+ *   again alone to isolate it: a 400 means nothing of the batch was sent. A message with a send
+ *   time also goes alone: `scheduledDelivery` is documented for `/messages/sms` only.
  */
 export class TelstraProvider implements ProviderAdapter {
   readonly maxBatchSize: number;
+  /** v3 only: set in the constructor, so that a v2 adapter has none (v2 cannot cancel). */
+  readonly cancelScheduled?: (
+    providerMessageId: string,
+  ) => Promise<'cancelled' | 'not-cancellable'>;
   private readonly version: 'v2' | 'v3';
+  private readonly scheduling: NativeScheduling;
   private readonly useMulti: boolean;
   private readonly http: ProviderHttpClient;
   private readonly tokens: TelstraTokens;
@@ -124,6 +146,8 @@ export class TelstraProvider implements ProviderAdapter {
         : account.baseUrl;
     this.useMulti = this.version === 'v2' && options.multi && !account.sender;
     this.maxBatchSize = this.version === 'v2' ? V2_MULTI_MAX : 1;
+    this.scheduling = this.version === 'v2' ? V2_SCHEDULING : V3_SCHEDULING;
+    if (this.version === 'v3') this.cancelScheduled = (id) => this.deleteV3(id);
     this.http = new ProviderHttpClient({ baseUrl, concurrency: account.concurrency });
     this.tokens = new TelstraTokens({
       tokenUrl: options.tokenUrl ?? TOKEN_URLS[this.version],
@@ -154,8 +178,10 @@ export class TelstraProvider implements ProviderAdapter {
             `body is ${length} characters; Telstra ${this.version} takes ${limit}`,
           ),
         };
-      } else if (this.useMulti && length <= V2_MAX_BODY_MULTI) multi.push(i);
-      else single.push(i);
+      } else if (this.useMulti && length <= V2_MAX_BODY_MULTI && !m.sendAt) {
+        // /multi items document no scheduledDelivery (T2210 MessageMulti): scheduled ones go singly.
+        multi.push(i);
+      } else single.push(i);
     });
     if (multi.length === 1) single.push(multi.pop()!);
 
@@ -189,6 +215,8 @@ export class TelstraProvider implements ProviderAdapter {
   }
 
   private async sendV3(sms: OutboundSms): Promise<SendResult> {
+    const refusal = sendAtRefusal(sms, this.scheduling);
+    if (refusal) throw refusal;
     const from = this.context.account.sender;
     if (!from) {
       throw new AccountError(
@@ -206,6 +234,8 @@ export class TelstraProvider implements ProviderAdapter {
         deliveryNotification: true,
         statusCallbackUrl: this.callbackFor(sms.messageId),
         tags: [sms.messageId],
+        // toISOString: UTC with "Z", 24 characters (the spec's maxLength), as its example has it.
+        ...(sms.sendAt ? { scheduleSend: sms.sendAt.toISOString() } : {}),
       }),
     });
     if (response.status !== 201) throw classifyV3Failure(response, this.backoff);
@@ -224,6 +254,10 @@ export class TelstraProvider implements ProviderAdapter {
   }
 
   private async sendV2Single(sms: OutboundSms): Promise<SendResult> {
+    // One instant for the check and the delay, taken as late as possible: just before the request.
+    const now = Date.now();
+    const refusal = sendAtRefusal(sms, this.scheduling, now);
+    if (refusal) throw refusal;
     const sender = this.context.account.sender;
     const response = await this.call({
       method: 'POST',
@@ -234,6 +268,7 @@ export class TelstraProvider implements ProviderAdapter {
         ...(sender ? { from: sender } : {}),
         notifyURL: this.callbackFor(sms.messageId),
         userMsgRef: sms.messageId,
+        ...(sms.sendAt ? { scheduledDelivery: v2DelayMinutes(sms.sendAt, now) } : {}),
       }),
     });
     if (response.status !== 201) throw classifyV2Failure(response, this.backoff);
@@ -299,6 +334,30 @@ export class TelstraProvider implements ProviderAdapter {
         segments: countSegments(m.body).segments,
       };
     });
+  }
+
+  /**
+   * v3 `DELETE /messages/{messageId}` (T3 deleteMessageById): 204 deleted. Its 400s
+   * (DELETE_INVALID_MSG_SENT already sent, ID_NOT_ASSIGNED not ours, TIMEFRAME_ERR over 30 days,
+   * FIELD_* not an id) and a 404 for the message all say it cannot be deleted; so does a 409,
+   * which the spec does not list but could only mean the message's state. RESOURCE_TEMP_ERR (404,
+   * an incident), 401 (after one token renewal), 402/403, 429 and 5xx are the request's failure.
+   */
+  private async deleteV3(providerMessageId: string): Promise<'cancelled' | 'not-cancellable'> {
+    // Not a v3 id (a v2 one, say): v3 cannot know it, so there is nothing to ask.
+    if (!isUuid(providerMessageId)) return 'not-cancellable';
+    const response = await this.call({
+      method: 'DELETE',
+      path: `/messages/${providerMessageId}`,
+    });
+    if (response.status === 204) {
+      this.backoff.reset();
+      return 'cancelled';
+    }
+    const { code } = errorDetails(response);
+    if (response.status === 400 || response.status === 409) return 'not-cancellable';
+    if (response.status === 404 && code !== 'RESOURCE_TEMP_ERR') return 'not-cancellable';
+    throw cancelFailure(classifyV3Failure(response, this.backoff));
   }
 
   parseWebhook(request: WebhookRequest): WebhookResult {
@@ -433,6 +492,15 @@ export class TelstraProvider implements ProviderAdapter {
   }
 }
 
+/**
+ * v2 `scheduledDelivery`: whole minutes of delay, counted by Telstra from when it receives the
+ * request, which is after `now`. Rounded up, so the message never goes before its time; v2 can
+ * only be minute-precise, so it may go up to a minute after it.
+ */
+export function v2DelayMinutes(sendAt: Date, now: number): number {
+  return Math.ceil((sendAt.getTime() - now) / 60_000);
+}
+
 /** v3 wants Australian numbers in national format (0412345678), others in E.164 (T3 `to`). */
 export function v3Number(e164: string): string {
   return e164.startsWith('+61') ? `0${e164.slice(3)}` : e164;
@@ -475,5 +543,6 @@ export const telstraProvider: ProviderDefinition = {
   defaultBaseUrl: TELSTRA_V3_BASE_URL,
   credentialKeys: ['clientId', 'clientSecret'],
   optionsSchema: telstraOptionsSchema,
+  nativeScheduling: (account) => (account.options.version === 'v2' ? V2_SCHEDULING : V3_SCHEDULING),
   create: (context) => new TelstraProvider(context),
 };

@@ -161,6 +161,9 @@ export async function foldReports(
        WHERE m.id = u.id
          AND m.id IN (SELECT id FROM message WHERE id = ANY($1::uuid[]) ORDER BY id FOR NO KEY UPDATE)
          AND message_status_rank(u.status) > message_status_rank(m.status)
+         -- A provider holding a message for later reports it "accepted"/"queued" (SENT) at once:
+         -- before its time that is no news, and it stays SCHEDULED (cancellable, not complete).
+         AND NOT (m.status = 'SCHEDULED' AND u.status = 'SENT' AND m.due_at > u.occurred_at)
        RETURNING m.id`,
       [
         winners.map((w) => w.message_id),

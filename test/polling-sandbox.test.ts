@@ -35,7 +35,12 @@ describe('polling fallback for messages whose delivery report never comes', () =
   afterAll(() => env.close());
 
   it('asks nothing while no message is due', async () => {
-    expect(await pollSentMessages(env.context)).toEqual({ accounts: 0, asked: 0, reports: 0 });
+    expect(await pollSentMessages(env.context)).toEqual({
+      accounts: 0,
+      asked: 0,
+      reports: 0,
+      pulled: 0,
+    });
     expect(env.sandbox.statusRequests).toBe(0);
   });
 

@@ -1,10 +1,14 @@
 import pLimit from 'p-limit';
+import { recordReplies } from '../events/record-replies.js';
 import { recordReports } from '../events/record-reports.js';
 import type { ProviderAdapter, StatusReport } from '../providers/types.js';
 import type { AppContext } from '../runtime/context.js';
 
 /** Provider ids per pollStatus call: small enough that one slow call does not hold a whole pass. */
 const POLL_CHUNK = 100;
+
+/** Pages of kept events pulled per account per pass at most (each up to 100 of each kind). */
+const MAX_PULL_PAGES = 20;
 
 export interface PollResult {
   /** Accounts whose provider offers polling and had messages due. */
@@ -13,6 +17,8 @@ export interface PollResult {
   asked: number;
   /** Reports the providers gave back (stored for folding; some may say nothing new). */
   reports: number;
+  /** Reports and replies collected from providers that keep them until confirmed. */
+  pulled: number;
 }
 
 interface DueMessage {
@@ -37,7 +43,8 @@ interface DueMessage {
  * its adapter; ids over budget are simply not answered and come round again).
  */
 export async function pollSentMessages(context: AppContext): Promise<PollResult> {
-  const result: PollResult = { accounts: 0, asked: 0, reports: 0 };
+  const result: PollResult = { accounts: 0, asked: 0, reports: 0, pulled: 0 };
+  result.pulled = await pullKeptEvents(context);
   const now = context.clock.now();
   const cutoff = new Date(now.getTime() - context.config.pollAfterMs);
   // Campaigns with messages awaiting a report, from the counters: the message query below then
@@ -110,4 +117,40 @@ export async function pollSentMessages(context: AppContext): Promise<PollResult>
     );
   }
   return result;
+}
+
+/**
+ * For providers that keep reports and replies until they are confirmed (MessageMedia), collects
+ * them page by page, stores them as the webhook would (reports for folding, replies with opt-out
+ * handling), and only then confirms them. Whatever a push delivered too is kept once (dedupe).
+ */
+async function pullKeptEvents(context: AppContext): Promise<number> {
+  let pulled = 0;
+  for (const account of context.config.accounts.all()) {
+    let adapter: ProviderAdapter;
+    try {
+      adapter = context.providers.get(account.name);
+    } catch {
+      continue; // reported by the polling below
+    }
+    if (!adapter.pullEvents) continue;
+    try {
+      for (let page = 0; page < MAX_PULL_PAGES; page++) {
+        const events = await adapter.pullEvents();
+        if (events.received === 0) break;
+        await recordReports(context, account.name, events.reports);
+        await recordReplies(context, account.name, events.replies);
+        await events.confirm();
+        pulled += events.reports.length + events.replies.length;
+      }
+    } catch (error) {
+      // One account's outage must not stop the others; unconfirmed events come round again.
+      context.logger.warn(
+        { account: account.name, err: error },
+        'collecting kept delivery reports failed',
+      );
+    }
+  }
+  if (pulled > 0) context.logger.info({ pulled }, 'collected kept delivery reports and replies');
+  return pulled;
 }

@@ -81,6 +81,19 @@ export interface WebhookResult {
   replies: InboundReply[];
 }
 
+/** Reports and replies a provider kept for collection, with the way to say they were stored. */
+export interface PulledEvents {
+  reports: StatusReport[];
+  replies: InboundReply[];
+  /** Items the provider returned on this page, readable or not: 0 when nothing is left. */
+  received: number;
+  /**
+   * Tells the provider these were stored, so it stops returning them. Call it only after they are
+   * durably recorded: a crash before it means they are pulled again (and kept once, by dedupe).
+   */
+  confirm(): Promise<void>;
+}
+
 export interface HealthResult {
   ok: boolean;
   /** What the provider said, for operators. */
@@ -107,6 +120,12 @@ export interface ProviderAdapter {
    * Returns the reports it could get (messages it does not know are left out).
    */
   pollStatus?(providerMessageIds: string[]): Promise<StatusReport[]>;
+  /**
+   * Collects one page of the reports and replies the provider keeps until they are confirmed
+   * (MessageMedia's check-and-confirm endpoints): a second path for callbacks that never reached
+   * us. Throws a ProviderError when the provider refuses or is down.
+   */
+  pullEvents?(): Promise<PulledEvents>;
   /**
    * Cancels one message handed over with a send time that has not come.
    * 'cancelled': it will not be sent. 'not-cancellable': the provider says it can no longer be

@@ -78,6 +78,11 @@ describe('a MessageMedia campaign end to end', () => {
       spec: 'messagemedia-openapi.yaml',
       validateResponses: true,
       handle(request) {
+        // Everything here is pushed; the check endpoints have nothing left to collect.
+        if (request.method === 'GET' && request.path === '/v1/delivery_reports')
+          return { status: 200, body: { delivery_reports: [] } };
+        if (request.method === 'GET' && request.path === '/v1/replies')
+          return { status: 200, body: { replies: [] } };
         const { messages } = request.body as {
           messages: Array<{
             destination_number: string;
@@ -189,5 +194,123 @@ describe('a MessageMedia campaign end to end', () => {
     expect(await postSigned(url, report, stranger)).toBe(401);
     expect(await postSigned(url, { hello: 'world' })).toBe(400);
     expect(await postSigned(url, report)).toBe(204);
+  });
+});
+
+describe('MessageMedia callbacks that never arrive: collected from its check endpoints', () => {
+  const ACCOUNT_PULL = 'messagemedia-pull';
+  let env: TestEnv;
+  let fake: OpenApiFake;
+  /** Reports and replies MessageMedia keeps until they are confirmed (none is pushed). */
+  const keptReports = new Map<string, Record<string, unknown>>();
+  const keptReplies = new Map<string, Record<string, unknown>>();
+  const confirmedBeforeStored: string[] = [];
+  let stopSender = '';
+
+  beforeAll(async () => {
+    fake = await startOpenApiFake({
+      spec: 'messagemedia-openapi.yaml',
+      validateResponses: true,
+      async handle(request) {
+        if (request.method === 'GET' && request.path === '/v1/delivery_reports')
+          return {
+            status: 200,
+            body: { delivery_reports: [...keptReports.values()].slice(0, 100) },
+          };
+        if (request.method === 'GET' && request.path === '/v1/replies')
+          return { status: 200, body: { replies: [...keptReplies.values()].slice(0, 100) } };
+        if (request.method === 'POST' && request.path.endsWith('/confirmed')) {
+          const body = request.body as { delivery_report_ids?: string[]; reply_ids?: string[] };
+          for (const id of body.delivery_report_ids ?? []) {
+            if (!keptReports.has(id)) continue; // confirmed twice (passes may overlap): harmless
+            const stored = await env.query(
+              'SELECT 1 FROM delivery_event WHERE account_name = $1 AND provider_message_id = $2',
+              [ACCOUNT_PULL, keptReports.get(id)?.message_id],
+            );
+            if (stored.length === 0) confirmedBeforeStored.push(id);
+            keptReports.delete(id);
+          }
+          for (const id of body.reply_ids ?? []) keptReplies.delete(id);
+          return { status: 202 };
+        }
+        const { messages } = request.body as {
+          messages: Array<{ destination_number: string; metadata: Record<string, string> }>;
+        };
+        const answered = messages.map((m) => {
+          const message_id = randomUUID();
+          const id = randomUUID();
+          keptReports.set(id, {
+            delivery_report_id: id,
+            message_id,
+            status: 'delivered',
+            error_code: '220',
+            source_number: m.destination_number,
+            submitted_date: new Date().toISOString(),
+            date_received: new Date().toISOString(),
+            metadata: m.metadata,
+          });
+          if (!stopSender) {
+            stopSender = m.destination_number;
+            const replyId = randomUUID();
+            keptReplies.set(replyId, {
+              reply_id: replyId,
+              message_id,
+              content: 'Stop',
+              source_number: m.destination_number,
+              destination_number: '+61491570157',
+              date_received: new Date().toISOString(),
+              metadata: m.metadata,
+            });
+          }
+          return { ...m, message_id, status: 'queued' };
+        });
+        return { status: 202, body: { messages: answered } };
+      },
+    });
+    env = await createTestEnv({
+      env: { HERALD_POLL_INTERVAL_MS: '1000' },
+      account: {
+        name: ACCOUNT_PULL,
+        provider: 'messagemedia',
+        baseUrl: fake.url,
+        credentials: { apiKey: 'mm-key', apiSecret: 'mm-secret' },
+        sender: '+61491570157',
+        options: {},
+        rate: 500,
+      },
+    });
+  });
+  afterAll(async () => {
+    await env?.close();
+    await fake?.close();
+  });
+
+  it('collects every report and reply, stores them, then confirms them; the campaign completes', async () => {
+    const campaign = await createCampaign(env.context, {
+      name: 'mm-pull',
+      account: ACCOUNT_PULL,
+      template: 'Hi {{first_name}}',
+    });
+    await importRecipients(env.context, campaign.id, Readable.from([recipientsCsv(150)]));
+    await env.startWorkerSet();
+    await startCampaign(env.context, campaign.id);
+    const stats = await waitFor(async () => {
+      const s = await getCampaignStats(env.context, campaign.id);
+      return s.campaign.status === 'COMPLETED' && s.awaitingReport === 0 ? s : undefined;
+    }, 'every report to be collected from GET /v1/delivery_reports');
+    expect(stats.delivered).toBe(150);
+    // The last page's confirm may still be on its way once the fold has run.
+    await waitFor(
+      async () => (keptReports.size + keptReplies.size === 0 ? true : undefined),
+      'every collected event to be confirmed',
+    );
+    expect(confirmedBeforeStored).toEqual([]);
+    const [suppressed] = await env.query('SELECT reason FROM suppression WHERE phone = $1', [
+      stopSender,
+    ]);
+    expect(suppressed).toBeDefined();
+    const { counters, truth } = await countersAndTruth(env, campaign.id);
+    expect(counters).toEqual(truth);
+    expect(fake.violations).toEqual([]);
   });
 });

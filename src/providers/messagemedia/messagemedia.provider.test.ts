@@ -376,6 +376,76 @@ describe('MessageMedia adapter', () => {
     ]);
   });
 
+  it('pulls kept delivery reports and replies, and confirms exactly those it was given', async () => {
+    const ours = randomUUID();
+    const reportIds = [randomUUID(), randomUUID(), randomUUID()];
+    const replyId = randomUUID();
+    const confirmed: Record<string, unknown> = {};
+    const kept = {
+      delivery_reports: [
+        {
+          delivery_report_id: reportIds[0],
+          message_id: randomUUID(),
+          status: 'delivered',
+          error_code: '220',
+          submitted_date: '2026-12-01T00:00:01.000Z',
+          date_received: '2026-12-01T00:00:02.000Z',
+          source_number: '+61491570157',
+          metadata: { [METADATA_KEY]: ours },
+        },
+        {
+          delivery_report_id: reportIds[1],
+          message_id: randomUUID(),
+          status: 'failed',
+          submitted_date: '2026-12-01T00:00:03.000Z',
+        },
+        // Unreadable (no status): still confirmed, or it would come back on every pass.
+        { delivery_report_id: reportIds[2], message_id: randomUUID() },
+      ],
+      replies: [
+        {
+          reply_id: replyId,
+          message_id: randomUUID(),
+          content: 'STOP',
+          source_number: '+61491570158',
+          destination_number: '+61491570157',
+          date_received: '2026-12-01T00:00:04.000Z',
+          metadata: { [METADATA_KEY]: ours },
+        },
+      ],
+    };
+    answer = (request) => {
+      if (request.method === 'GET' && request.path === '/v1/delivery_reports')
+        return { status: 200, body: { delivery_reports: kept.delivery_reports } };
+      if (request.method === 'GET' && request.path === '/v1/replies')
+        return { status: 200, body: { replies: kept.replies } };
+      confirmed[request.path] = request.body;
+      return { status: 202 };
+    };
+    const events = await adapter.pullEvents();
+    expect(events.received).toBe(4);
+    expect(events.reports).toEqual([
+      {
+        messageId: ours,
+        providerMessageId: kept.delivery_reports[0]!.message_id,
+        providerStatus: 'delivered',
+        status: 'DELIVERED',
+        errorCode: '220',
+        occurredAt: new Date('2026-12-01T00:00:01.000Z'),
+      },
+      expect.objectContaining({ status: 'FAILED', messageId: undefined }),
+    ]);
+    expect(events.replies).toEqual([
+      expect.objectContaining({ from: '+61491570158', body: 'STOP', inReplyToMessageId: ours }),
+    ]);
+    expect(confirmed).toEqual({}); // nothing is confirmed before the caller has stored them
+    await events.confirm();
+    expect(confirmed).toEqual({
+      '/v1/delivery_reports/confirmed': { delivery_report_ids: reportIds },
+      '/v1/replies/confirmed': { reply_ids: [replyId] },
+    });
+  });
+
   it('checks credentials with the read-only GET /v1/delivery_reports', async () => {
     expect(await adapter.checkHealth()).toMatchObject({ ok: true });
     const wrong = makeAdapter(fake.url, { credentials: { apiKey: API_KEY, apiSecret: 'wrong' } });

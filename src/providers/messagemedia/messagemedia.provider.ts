@@ -24,6 +24,7 @@ import type {
   ProviderAdapter,
   ProviderContext,
   ProviderDefinition,
+  PulledEvents,
   SendResult,
   StatusReport,
   WebhookRequest,
@@ -288,37 +289,69 @@ export class MessageMediaProvider implements ProviderAdapter {
     if ('reply_id' in body || ('content' in body && !('status' in body))) {
       const parsed = replySchema.safeParse(body);
       if (!parsed.success) throw new WebhookPayloadError('unreadable MessageMedia reply');
-      const reply = parsed.data;
-      const inbound: InboundReply = {
-        from: reply.source_number,
-        to: reply.destination_number ?? this.context.account.sender ?? '',
-        body: reply.content,
-        providerMessageId: reply.reply_id ?? undefined,
-        inReplyToMessageId: ourId(reply.metadata),
-        inReplyToProviderMessageId: reply.message_id ?? undefined,
-        occurredAt: parseDate(reply.date_received),
-      };
-      return { reports: [], replies: [inbound] };
+      return { reports: [], replies: [this.toReply(parsed.data)] };
     }
     const parsed = deliveryReportSchema.safeParse(body);
     if (!parsed.success) throw new WebhookPayloadError('unreadable MessageMedia delivery report');
-    const report = parsed.data;
+    return { replies: [], reports: [toReport(parsed.data)] };
+  }
+
+  private toReply(reply: z.infer<typeof replySchema>): InboundReply {
     return {
-      replies: [],
-      reports: [
-        {
-          messageId: ourId(report.metadata),
-          providerMessageId: report.message_id,
-          providerStatus: report.status,
-          status: MM_STATUS[report.status] ?? 'UNKNOWN',
-          errorCode:
-            report.error_code === undefined || report.error_code === null
-              ? undefined
-              : String(report.error_code),
-          // submitted_date: "when the message status changed"; date_received: when the DR was made.
-          occurredAt: parseDate(report.submitted_date ?? report.date_received),
-        },
-      ],
+      from: reply.source_number,
+      to: reply.destination_number ?? this.context.account.sender ?? '',
+      body: reply.content,
+      providerMessageId: reply.reply_id ?? undefined,
+      inReplyToMessageId: ourId(reply.metadata),
+      inReplyToProviderMessageId: reply.message_id ?? undefined,
+      occurredAt: parseDate(reply.date_received),
+    };
+  }
+
+  /**
+   * The spec's check-and-confirm pattern: `GET /v1/delivery_reports` and `GET /v1/replies` each
+   * return up to 100 events not yet confirmed (pushed or not); `confirm` posts their ids to
+   * `…/confirmed` once Herald has stored them. An event that cannot be read is confirmed too,
+   * and logged: left unconfirmed it would come back on every pass and block the page.
+   */
+  async pullEvents(): Promise<PulledEvents> {
+    const page = async <T>(path: string, key: string, schema: z.ZodType<T>) => {
+      const response = await this.request('GET', path);
+      if (response.status !== 200) throw this.classify(response);
+      const items = (response.json() as Record<string, unknown> | undefined)?.[key];
+      const read: T[] = [];
+      const ids: string[] = [];
+      for (const item of Array.isArray(items) ? items : []) {
+        const id = (item as Record<string, unknown>)?.[
+          key === 'replies' ? 'reply_id' : 'delivery_report_id'
+        ];
+        if (typeof id === 'string') ids.push(id);
+        const parsed = schema.safeParse(item);
+        if (parsed.success) read.push(parsed.data);
+        else
+          this.context.logger.warn(
+            { account: this.context.account.name, provider: 'messagemedia', id },
+            `unreadable item in ${path}; confirming it so it does not block the rest`,
+          );
+      }
+      return { read, ids };
+    };
+    const reports = await page('/v1/delivery_reports', 'delivery_reports', deliveryReportSchema);
+    const replies = await page('/v1/replies', 'replies', replySchema);
+    return {
+      reports: reports.read.map(toReport),
+      replies: replies.read.map((reply) => this.toReply(reply)),
+      received: reports.ids.length + replies.ids.length,
+      confirm: async () => {
+        for (const [path, key, ids] of [
+          ['/v1/delivery_reports/confirmed', 'delivery_report_ids', reports.ids],
+          ['/v1/replies/confirmed', 'reply_ids', replies.ids],
+        ] as const) {
+          if (ids.length === 0) continue;
+          const response = await this.request('POST', path, { [key]: ids });
+          if (response.status >= 300) throw this.classify(response);
+        }
+      },
     };
   }
 
@@ -379,6 +412,21 @@ export class MessageMediaProvider implements ProviderAdapter {
   close(): Promise<void> {
     return this.http.close();
   }
+}
+
+function toReport(report: z.infer<typeof deliveryReportSchema>): StatusReport {
+  return {
+    messageId: ourId(report.metadata),
+    providerMessageId: report.message_id,
+    providerStatus: report.status,
+    status: MM_STATUS[report.status] ?? 'UNKNOWN',
+    errorCode:
+      report.error_code === undefined || report.error_code === null
+        ? undefined
+        : String(report.error_code),
+    // submitted_date: "when the message status changed"; date_received: when the DR was made.
+    occurredAt: parseDate(report.submitted_date ?? report.date_received),
+  };
 }
 
 /** Refuses, without a request, what MessageMedia would refuse for this message (and its batch). */

@@ -3,6 +3,7 @@ import { statusRank } from '../messages/status.js';
 import type { AppContext } from '../runtime/context.js';
 import { addSuppressions } from '../suppressions/suppressions.js';
 import { isProviderOptOut } from './opt-outs.js';
+import { withTransaction } from '../db/database.js';
 
 export interface FoldResult {
   /** Reports read in this pass. */
@@ -54,14 +55,13 @@ export async function foldReports(
   afterId = '0',
 ): Promise<FoldResult> {
   const now = context.clock.now();
-  const client = await context.db.pool.connect();
-  try {
+  const folded = await withTransaction(context.db.pool, async (client) => {
     // Every statement here reaches rows by primary key or the unprocessed-report index. Right
     // after a burst of reports the table's statistics are stale (autovacuum has not analysed it
     // yet) and Postgres then prefers a bitmap scan of every unprocessed report plus a sort per
     // pass, so each pass slowed as the backlog grew (measured: 4x slower at 60,000 queued). These
     // settings last only until COMMIT.
-    await client.query('BEGIN; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off');
+    await client.query('SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off');
     const { rows } = await client.query<EventRow>(
       // The batch is picked first (LIMIT inside the CTE) and only then joined to messages, so a
       // pass joins one batch however long the backlog; with the LIMIT outside, stale statistics
@@ -98,10 +98,7 @@ export async function foldReports(
       optedOut: 0,
       lastId: rows.at(-1)?.id ?? null,
     };
-    if (rows.length === 0) {
-      await client.query('COMMIT');
-      return result;
-    }
+    if (rows.length === 0) return result;
 
     // The winning report per message: highest rank, then latest.
     const best = new Map<string, EventRow>();
@@ -223,19 +220,14 @@ export async function foldReports(
         [retryIds, retryAt],
       );
     }
-    await client.query('COMMIT');
-    if (result.expired > 0)
-      context.logger.warn(
-        { count: result.expired },
-        'expired delivery reports that matched no message',
-      );
     return result;
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => {});
-    throw error;
-  } finally {
-    client.release();
-  }
+  });
+  if (folded.expired > 0)
+    context.logger.warn(
+      { count: folded.expired },
+      'expired delivery reports that matched no message',
+    );
+  return folded;
 }
 
 /** The provider type of an account, or undefined for an account no longer configured. */

@@ -1,4 +1,5 @@
 import type { Job } from 'bullmq';
+import { messageRateBound } from '../config/accounts.js';
 import { withTransaction } from '../db/database.js';
 import { nativeSchedulingFor } from '../providers/registry.js';
 import { jobs, type SendJob } from '../queues/jobs.js';
@@ -58,7 +59,8 @@ export async function planCampaign(
     const queue = queues.send(account.name);
     const counts = await queue.getJobCounts('wait', 'delayed', 'prioritized');
     const waiting = Object.values(counts).reduce((a, b) => a + b, 0);
-    const budget = Math.max(MIN_QUEUE_BUDGET, Math.ceil(account.rate * QUEUE_SECONDS)) - waiting;
+    const budget =
+      Math.max(MIN_QUEUE_BUDGET, Math.ceil(messageRateBound(account) * QUEUE_SECONDS)) - waiting;
     if (budget <= 0) break;
 
     const now = clock.now();

@@ -13,6 +13,8 @@ export interface ClaimedMessage {
   fields: Record<string, unknown>;
   template: string;
   status: 'SENDING' | 'SUPPRESSED';
+  /** SMS segments of the rendered message, counted at import: what a segment rate gate charges. */
+  segments: number;
   /** The message's timing and its campaign's rules, checked once more before sending. */
   timing: MessageTiming;
   campaign: CampaignTiming;
@@ -24,6 +26,7 @@ interface ClaimRow {
   fields: Record<string, unknown>;
   template: string;
   status: 'SENDING' | 'SUPPRESSED';
+  segments: number | null;
   due_at: Date | null;
   timezone: string | null;
   campaign_timezone: string;
@@ -65,7 +68,7 @@ export async function claimMessages(
        FOR UPDATE OF m2
      ) t
      WHERE m.id = t.id AND m.status IN ('PENDING', 'QUEUED')
-     RETURNING m.id, m.phone, m.fields, t.template, m.status, m.due_at, m.timezone,
+     RETURNING m.id, m.phone, m.fields, t.template, m.status, m.segments, m.due_at, m.timezone,
                t.campaign_timezone, t.send_window, t.max_lateness_ms`,
     [ids, now],
   );
@@ -83,6 +86,8 @@ function toClaimed(row: ClaimRow): ClaimedMessage {
     fields: row.fields,
     template: row.template,
     status: row.status,
+    // Rows imported before segments were counted have none: one is the least a message costs.
+    segments: row.segments ?? 1,
     timing: { dueAt: row.due_at, timezone: row.timezone },
     campaign: {
       timezone: row.campaign_timezone,
@@ -124,7 +129,7 @@ export async function reclaimInterrupted(
     `UPDATE message m SET status = 'SENDING', attempts = m.attempts + 1, updated_at = $2
      FROM campaign c
      WHERE m.id = $1 AND c.id = m.campaign_id AND c.status = 'RUNNING' AND m.status IN ('SENDING', 'UNKNOWN')
-     RETURNING m.id, m.phone, m.fields, c.template, m.status, m.due_at, m.timezone,
+     RETURNING m.id, m.phone, m.fields, c.template, m.status, m.segments, m.due_at, m.timezone,
                c.timezone AS campaign_timezone, c.send_window, c.max_lateness_ms`,
     [messageId, now],
   );
@@ -179,7 +184,8 @@ export interface Accepted {
 
 /**
  * The provider accepted these messages: SENT, or SCHEDULED for those it holds until their time. A
- * delivery report may already have moved one further: keep that. One statement for many (the
+ * delivery report may already have moved one further: keep that. The provider's own segment count
+ * replaces the one counted at import where it gives one (not every provider does). One statement for many (the
  * worker's StatusWriter coalesces its concurrent jobs' results).
  */
 export async function markAccepted(
@@ -189,7 +195,7 @@ export async function markAccepted(
 ): Promise<void> {
   await pool.query(
     `UPDATE message m SET
-       provider_message_id = u.provider_message_id, segments = u.segments,
+       provider_message_id = u.provider_message_id, segments = COALESCE(u.segments, m.segments),
        sent_at = $5, updated_at = $5,
        status = CASE
          WHEN message_status_rank(m.status) >= message_status_rank(u.status) THEN m.status

@@ -153,6 +153,7 @@ export async function processSendJob(
     to: claimed.phone,
     body,
     sendAt: decision.sendAt,
+    segments: claimed.segments,
   });
   if (result.ok) {
     await afterSend(() => writer.markSent(messageId, { ...result, scheduledFor: decision.sendAt }));

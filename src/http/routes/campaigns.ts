@@ -266,7 +266,11 @@ export async function campaignRoutes(app: FastifyInstance, { context }: { contex
               items: responseObject({
                 name: { type: 'string' },
                 provider: { type: 'string' },
-                rate: { type: 'number' },
+                rate: { type: 'number', description: 'messages per second (accounts file)' },
+                segmentRate: {
+                  type: 'number',
+                  description: 'segments per second, where the provider limits segments',
+                },
                 credentials: { type: 'array', items: { type: 'string' } },
                 paused: {
                   type: ['object', 'null'],

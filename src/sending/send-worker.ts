@@ -76,7 +76,7 @@ function startSendWorker(context: AppContext, account: Account): Worker {
     log,
   );
   const batcher = new SendBatcher(adapter, { gate, segmentGate, circuit });
-  const writer = new StatusWriter(context.db.pool, () => context.clock.now());
+  const writer = new StatusWriter(context.db.pool, () => context.clock.now(), account.name);
   let stopping = false;
   const worker = new Worker(
     sendQueueName(account.name),

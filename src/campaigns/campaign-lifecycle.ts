@@ -4,9 +4,10 @@ import { formatDuration } from '../duration.js';
 import { parseSendTime } from '../messages/zoned-time.js';
 import { providerDefinitions } from '../providers/registry.js';
 import { isTooLate } from '../scheduling/send-window.js';
-import { jobs, type SendJob } from '../queues/jobs.js';
+import { jobs } from '../queues/jobs.js';
 import type { AppContext } from '../runtime/context.js';
 import { enqueuePlan, getCampaign } from './campaign-service.js';
+import { checkBodiesFitFallback } from './fallback-account.js';
 
 /**
  * The campaign's life after creation, besides start (campaign-service.ts):
@@ -68,6 +69,9 @@ export async function scheduleCampaign(
       'CAMPAIGN_EMPTY',
       `campaign ${id} has no recipients; import a list first`,
     );
+  // Recipients cannot be added once it is SCHEDULED: this is the last look before the sweeper
+  // starts it (edits check again).
+  await checkBodiesFitFallback(context, context.db.pool, campaign);
   return transition(
     context,
     id,
@@ -127,18 +131,36 @@ export async function cancelCampaign(context: AppContext, id: string): Promise<C
      WHERE campaign_id = $1 AND status IN ('PENDING', 'QUEUED')`,
     [id, context.clock.now()],
   );
-  const { rows } = await context.db.pool.query<{ handed: string; scheduled: string }>(
-    `SELECT count(*) FILTER (WHERE status IN ('SENDING', 'UNKNOWN', 'SENT')) AS handed,
+  // Held-for-later messages are counted per account they were handed to: with a fallback, some
+  // may be held by a provider that can cancel and some by one that cannot.
+  const { rows } = await context.db.pool.query<{
+    account_name: string | null;
+    handed: string;
+    scheduled: string;
+  }>(
+    `SELECT account_name,
+            count(*) FILTER (WHERE status IN ('SENDING', 'UNKNOWN', 'SENT')) AS handed,
             count(*) FILTER (WHERE status = 'SCHEDULED') AS scheduled
-     FROM message WHERE campaign_id = $1`,
+     FROM message WHERE campaign_id = $1 AND status IN ('SENDING', 'UNKNOWN', 'SENT', 'SCHEDULED')
+     GROUP BY account_name`,
     [id],
   );
-  const handed = Number(rows[0]!.handed);
-  const scheduled = Number(rows[0]!.scheduled);
-  const account = context.config.accounts.get(campaign.accountName);
-  const cancellable =
-    providerDefinitions[account.provider]?.nativeScheduling?.(account)?.cancellable ?? false;
-  if (scheduled > 0 && cancellable) {
+  let handed = 0;
+  let cancellable = 0;
+  let notCancellable = 0;
+  for (const row of rows) {
+    handed += Number(row.handed);
+    const scheduled = Number(row.scheduled);
+    const account = context.config.accounts
+      .all()
+      .find((a) => a.name === (row.account_name ?? campaign.accountName));
+    const canCancel =
+      account !== undefined &&
+      (providerDefinitions[account.provider]?.nativeScheduling?.(account)?.cancellable ?? false);
+    if (canCancel) cancellable += scheduled;
+    else notCancellable += scheduled;
+  }
+  if (cancellable > 0) {
     await context.queues.control.add(
       jobs.cancelScheduled.name,
       { campaignId: id },
@@ -148,9 +170,9 @@ export async function cancelCampaign(context: AppContext, id: string): Promise<C
   const result = {
     campaign,
     cancelled: cancelled.rowCount ?? 0,
-    alreadyHandedOver: handed + (cancellable ? 0 : scheduled),
-    scheduledNotCancellable: cancellable ? 0 : scheduled,
-    cancellingAtProvider: cancellable ? scheduled : 0,
+    alreadyHandedOver: handed + notCancellable,
+    scheduledNotCancellable: notCancellable,
+    cancellingAtProvider: cancellable,
   };
   context.logger.info(
     {
@@ -207,25 +229,27 @@ export async function startDueCampaigns(context: AppContext): Promise<number> {
   return started.rows.length;
 }
 
+/** Jobs again for the campaign's QUEUED messages, each on the queue of the account it is routed to. */
 async function requeueQueued(context: AppContext, campaign: Campaign): Promise<void> {
-  const queue = context.queues.send(campaign.accountName);
   let after = '00000000-0000-0000-0000-000000000000';
   for (;;) {
-    const { rows } = await context.db.pool.query<{ id: string; due_at: Date | null }>(
-      `SELECT id, due_at FROM message WHERE campaign_id = $1 AND status = 'QUEUED' AND id > $2 ORDER BY id LIMIT $3`,
-      [campaign.id, after, REQUEUE_PAGE],
+    const { rows } = await context.db.pool.query<{
+      id: string;
+      due_at: Date | null;
+      route: string;
+    }>(
+      `SELECT id, due_at, COALESCE(route_account, $4) AS route FROM message
+       WHERE campaign_id = $1 AND status = 'QUEUED' AND id > $2 ORDER BY id LIMIT $3`,
+      [campaign.id, after, REQUEUE_PAGE, campaign.accountName],
     );
     if (rows.length === 0) return;
     const now = context.clock.now().getTime();
-    await queue.addBulk(
+    await context.queues.addSends(
       rows.map((row) => ({
-        name: jobs.send.name,
-        data: { messageId: row.id, campaignId: campaign.id } satisfies SendJob,
-        opts: {
-          ...jobs.send.options,
-          jobId: row.id,
-          delay: row.due_at ? Math.max(0, row.due_at.getTime() - now) : 0,
-        },
+        account: row.route,
+        messageId: row.id,
+        campaignId: campaign.id,
+        delayMs: row.due_at ? row.due_at.getTime() - now : 0,
       })),
     );
     after = rows[rows.length - 1]!.id;

@@ -4,12 +4,20 @@ import type { Campaign } from '../generated/prisma/client.js';
 import { jobs } from '../queues/jobs.js';
 import type pg from 'pg';
 import { countSegments } from '../messages/segments.js';
-import { MissingFieldError, renderTemplate, templateFields } from '../messages/template.js';
+import { templateFields } from '../messages/template.js';
 import { providerDefinitions } from '../providers/registry.js';
 import { isValidTimeZone } from '../messages/zoned-time.js';
 import { withTransaction } from '../db/database.js';
 import { parseSendWindow, type SendWindow } from '../scheduling/send-window.js';
 import type { AppContext } from '../runtime/context.js';
+import { checkBodiesFitFallback, checkFallbackAccount } from './fallback-account.js';
+import { renderedPages } from './rendered-messages.js';
+
+/**
+ * A second configured account for the messages not yet handed over while the campaign's account's
+ * circuit is open (README "Rate limits and pushback"); null for none (they wait).
+ */
+const fallbackAccountInput = z.string().min(1).nullable().optional();
 
 /** Timing fields a campaign is created or edited with (null clears one). */
 const timingInput = {
@@ -46,6 +54,7 @@ export const createCampaignInput = z.strictObject({
     .string()
     .refine(isValidTimeZone, 'must be an IANA time zone such as Australia/Sydney')
     .default('Australia/Sydney'),
+  fallbackAccount: fallbackAccountInput,
   ...timingInput,
 });
 export type CreateCampaignInput = z.input<typeof createCampaignInput>;
@@ -64,6 +73,7 @@ export async function createCampaign(
   }
   const data = parsed.data;
   context.config.accounts.get(data.account); // unknown account → error listing the configured ones
+  checkFallbackAccount(context, data.account, data.fallbackAccount);
   templateFields(data.template); // malformed placeholder → TEMPLATE_INVALID
   const sendWindow = sendWindowOf(data.sendWindow);
   return context.db.prisma.campaign.create({
@@ -75,6 +85,7 @@ export async function createCampaign(
       defaultRegion: data.defaultRegion,
       ...(sendWindow ? { sendWindow: { ...sendWindow } } : {}),
       maxLatenessMs: data.maxLatenessMs ?? null,
+      fallbackAccount: data.fallbackAccount ?? null,
     },
   });
 }
@@ -107,6 +118,8 @@ export async function startCampaign(context: AppContext, id: string): Promise<Ca
       `campaign ${id} has no recipients; import a list first`,
     );
   }
+  // Rows imported since the fallback was named were checked against the campaign's account only.
+  await checkBodiesFitFallback(context, context.db.pool, campaign);
   const updated = await context.db.prisma.campaign.updateMany({
     where: { id, status: { in: ['DRAFT', 'SCHEDULED'] } },
     data: { status: 'RUNNING', startedAt: context.clock.now() },
@@ -142,18 +155,18 @@ export const updateCampaignInput = z
       .string()
       .refine(isValidTimeZone, 'must be an IANA time zone such as Australia/Sydney')
       .optional(),
+    fallbackAccount: fallbackAccountInput,
     ...timingInput,
   })
   .refine((input) => Object.keys(input).length > 0, 'name at least one field to change');
 export type UpdateCampaignInput = z.input<typeof updateCampaignInput>;
 
-const RESEGMENT_PAGE = 5000;
-
 /**
  * Edits a DRAFT or SCHEDULED campaign. A new template is checked against every recipient already imported
- * (each must have a value for each field it uses, and the message must fit the provider's limit)
- * and their segment counts are redone, all in one transaction: an edit that any recipient fails
- * changes nothing. The region cannot change once numbers were read in it.
+ * (each must have a value for each field it uses, and the message must fit the provider's limit,
+ * and the fallback's where there is one) and their segment counts are redone, all in one
+ * transaction: an edit that any recipient fails changes nothing. The region cannot change once
+ * numbers were read in it.
  */
 export async function updateCampaign(
   context: AppContext,
@@ -177,6 +190,7 @@ export async function updateCampaign(
       `campaign ${id} is ${campaign.status}; only a DRAFT or SCHEDULED campaign can be edited`,
     );
   }
+  checkFallbackAccount(context, campaign.accountName, changes.fallbackAccount);
   const recipients = await context.db.prisma.message.count({ where: { campaignId: id } });
   if (changes.defaultRegion && changes.defaultRegion !== campaign.defaultRegion && recipients > 0) {
     throw new UserError(
@@ -185,15 +199,22 @@ export async function updateCampaign(
     );
   }
   await withTransaction(context.db.pool, async (client) => {
-    if (changes.template !== undefined && changes.template !== campaign.template) {
-      templateFields(changes.template);
-      await resegment(context, client, campaign, changes.template);
+    const template = changes.template ?? campaign.template;
+    if (template !== campaign.template) {
+      templateFields(template);
+      await resegment(context, client, campaign, template);
     }
+    const fallbackAccount =
+      changes.fallbackAccount === undefined ? campaign.fallbackAccount : changes.fallbackAccount;
+    // A new template, or a new fallback, must suit the fallback's provider too.
+    if (template !== campaign.template || fallbackAccount !== campaign.fallbackAccount)
+      await checkBodiesFitFallback(context, client, { ...campaign, template, fallbackAccount });
     const updated = await client.query(
       `UPDATE campaign SET name = COALESCE($2, name), template = COALESCE($3, template),
          default_region = COALESCE($4, default_region), timezone = COALESCE($5, timezone),
          send_window = CASE WHEN $6 THEN $7::jsonb ELSE send_window END,
          max_lateness_ms = CASE WHEN $8 THEN $9::int ELSE max_lateness_ms END,
+         fallback_account = CASE WHEN $10 THEN $11::text ELSE fallback_account END,
          updated_at = now()
        WHERE id = $1 AND status IN ('DRAFT', 'SCHEDULED')`,
       [
@@ -206,6 +227,8 @@ export async function updateCampaign(
         sendWindow ? JSON.stringify(sendWindow) : null,
         changes.maxLatenessMs !== undefined,
         changes.maxLatenessMs ?? null,
+        changes.fallbackAccount !== undefined,
+        changes.fallbackAccount ?? null,
       ],
     );
     if (updated.rowCount === 0)
@@ -222,24 +245,8 @@ async function resegment(
 ): Promise<void> {
   const account = context.config.accounts.get(campaign.accountName);
   const maxBody = providerDefinitions[account.provider]?.maxBodyChars?.(account);
-  let after = '00000000-0000-0000-0000-000000000000';
-  for (;;) {
-    const { rows } = await client.query<{ id: string; fields: Record<string, string> }>(
-      'SELECT id, fields FROM message WHERE campaign_id = $1 AND id > $2 ORDER BY id LIMIT $3',
-      [campaign.id, after, RESEGMENT_PAGE],
-    );
-    if (rows.length === 0) return;
-    const segments = rows.map((row) => {
-      let body: string;
-      try {
-        body = renderTemplate(template, row.fields);
-      } catch (error) {
-        if (!(error instanceof MissingFieldError)) throw error;
-        throw new UserError(
-          'TEMPLATE_FIELD_MISSING',
-          `the template uses {{${error.field}}}, which some recipients have no value for; nothing was changed`,
-        );
-      }
+  for await (const page of renderedPages(client, campaign.id, template)) {
+    const segments = page.map(({ body }) => {
       if (maxBody !== undefined && [...body].length > maxBody) {
         throw new UserError(
           'TEMPLATE_TOO_LONG',
@@ -250,8 +257,7 @@ async function resegment(
     });
     await client.query(
       'UPDATE message m SET segments = u.segments FROM unnest($1::uuid[], $2::int[]) AS u(id, segments) WHERE m.id = u.id',
-      [rows.map((r) => r.id), segments],
+      [page.map((r) => r.id), segments],
     );
-    after = rows[rows.length - 1]!.id;
   }
 }

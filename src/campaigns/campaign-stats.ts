@@ -8,6 +8,8 @@ export interface CampaignStats {
     id: string;
     name: string;
     account: string;
+    /** Where its messages go while its account is down, or null (they wait). */
+    fallbackAccount: string | null;
     status: string;
     createdAt: Date;
     startedAt: Date | null;
@@ -60,6 +62,7 @@ export async function getCampaignStats(
       id: campaign.id,
       name: campaign.name,
       account: campaign.accountName,
+      fallbackAccount: campaign.fallbackAccount,
       status: campaign.status,
       createdAt: campaign.createdAt,
       startedAt: campaign.startedAt,
@@ -113,6 +116,14 @@ export interface CampaignReport extends CampaignStats {
   /** Failures grouped by final status and reason code, most frequent first. */
   failuresByReason: Array<{ status: MessageStatus; code: string; count: number }>;
   segments: number;
+  /**
+   * Messages handed to each account (accepted by its provider, or sent with no answer yet or
+   * ever: SENDING, UNKNOWN), most first: the campaign's own, and its fallback's while that was
+   * down (message.account_name).
+   */
+  handedOverByAccount: Array<{ account: string; messages: number }>;
+  /** Of those, handed to an account other than the campaign's: its fallback. */
+  viaFallback: number;
   /**
    * Cost of the segments sent, where the account has a `pricePerSegment`; `estimatedTotal` adds
    * the messages not yet sent at the campaign's average segments per message so far.
@@ -181,6 +192,18 @@ export async function getCampaignReport(
     BUCKET_SIZES.find((size) => span / 1000 / size <= MAX_BUCKETS) ?? BUCKET_SIZES.at(-1)!;
   const throughput = first ? await throughputOf(context, campaignId, first, bucketSeconds) : [];
 
+  const byAccount = await context.db.pool.query<{ account: string; messages: string }>(
+    `SELECT account_name AS account, count(*) AS messages
+     FROM message WHERE campaign_id = $1 AND account_name IS NOT NULL
+       AND (provider_message_id IS NOT NULL OR status IN ('SENDING', 'UNKNOWN'))
+     GROUP BY account_name ORDER BY count(*) DESC, account_name`,
+    [campaignId],
+  );
+  const handedOverByAccount = byAccount.rows.map((r) => ({
+    account: r.account,
+    messages: Number(r.messages),
+  }));
+
   const extras = await context.db.pool.query<{ replies: string; opted_out: string }>(
     `SELECT (SELECT count(*) FROM inbound_message WHERE campaign_id = $1) AS replies,
             (SELECT count(*) FROM message m JOIN suppression s ON s.phone = m.phone
@@ -218,6 +241,10 @@ export async function getCampaignReport(
       count: Number(r.count),
     })),
     segments: segmentCount,
+    handedOverByAccount,
+    viaFallback: handedOverByAccount
+      .filter((a) => a.account !== stats.campaign.account)
+      .reduce((sum, a) => sum + a.messages, 0),
     cost,
     firstSentAt: first,
     lastSentAt: last,

@@ -17,47 +17,53 @@ export async function cancelAtProvider(
   campaignId: string,
 ): Promise<{ cancelled: number; notCancellable: number }> {
   const { db, logger } = context;
-  const campaign = await db.prisma.campaign.findUnique({
-    where: { id: campaignId },
-    select: { accountName: true },
-  });
   const totals = { cancelled: 0, notCancellable: 0 };
-  if (!campaign) return totals;
-  const account = context.config.accounts.get(campaign.accountName);
-  const adapter = context.providers.get(account.name);
-  if (!adapter.cancelScheduled) return totals;
-  const limit = pLimit(account.concurrency);
-  let after = '00000000-0000-0000-0000-000000000000';
-  for (;;) {
-    const { rows } = await db.pool.query<{ id: string; provider_message_id: string }>(
-      `SELECT id, provider_message_id FROM message
-       WHERE campaign_id = $1 AND status = 'SCHEDULED' AND provider_message_id IS NOT NULL AND id > $2
-       ORDER BY id LIMIT $3`,
-      [campaignId, after, PAGE],
-    );
-    if (rows.length === 0) break;
-    after = rows[rows.length - 1]!.id;
-    const answers = await Promise.allSettled(
-      rows.map((row) => limit(() => adapter.cancelScheduled!(row.provider_message_id))),
-    );
-    const cancelled = rows.filter((_, i) => {
-      const answer = answers[i]!;
-      return answer.status === 'fulfilled' && answer.value === 'cancelled';
-    });
-    // Record what was cancelled before giving up on a failure, so a retry skips it.
-    if (cancelled.length > 0)
-      await db.pool.query(
-        `UPDATE message SET status = 'CANCELLED', error_code = 'CAMPAIGN_CANCELLED',
-           error_message = 'the campaign was cancelled; cancelled at the provider', updated_at = $2
-         WHERE id = ANY($1::uuid[]) AND status = 'SCHEDULED'`,
-        [cancelled.map((row) => row.id), context.clock.now()],
+  // Each message is cancelled through the account it was handed to: the campaign's, or its
+  // fallback's for messages sent while the campaign's account was down.
+  const { rows: accounts } = await db.pool.query<{ account_name: string }>(
+    `SELECT DISTINCT account_name FROM message
+     WHERE campaign_id = $1 AND status = 'SCHEDULED' AND account_name IS NOT NULL`,
+    [campaignId],
+  );
+  for (const { account_name: name } of accounts) {
+    const account = context.config.accounts.all().find((a) => a.name === name);
+    if (!account) continue; // no longer configured: nothing can reach it
+    const adapter = context.providers.get(account.name);
+    if (!adapter.cancelScheduled) continue;
+    const limit = pLimit(account.concurrency);
+    let after = '00000000-0000-0000-0000-000000000000';
+    for (;;) {
+      const { rows } = await db.pool.query<{ id: string; provider_message_id: string }>(
+        `SELECT id, provider_message_id FROM message
+         WHERE campaign_id = $1 AND account_name = $2 AND status = 'SCHEDULED'
+           AND provider_message_id IS NOT NULL AND id > $3
+         ORDER BY id LIMIT $4`,
+        [campaignId, account.name, after, PAGE],
       );
-    totals.cancelled += cancelled.length;
-    totals.notCancellable += answers.filter(
-      (a) => a.status === 'fulfilled' && a.value === 'not-cancellable',
-    ).length;
-    const failure = answers.find((a) => a.status === 'rejected');
-    if (failure) throw (failure as PromiseRejectedResult).reason;
+      if (rows.length === 0) break;
+      after = rows[rows.length - 1]!.id;
+      const answers = await Promise.allSettled(
+        rows.map((row) => limit(() => adapter.cancelScheduled!(row.provider_message_id))),
+      );
+      const cancelled = rows.filter((_, i) => {
+        const answer = answers[i]!;
+        return answer.status === 'fulfilled' && answer.value === 'cancelled';
+      });
+      // Record what was cancelled before giving up on a failure, so a retry skips it.
+      if (cancelled.length > 0)
+        await db.pool.query(
+          `UPDATE message SET status = 'CANCELLED', error_code = 'CAMPAIGN_CANCELLED',
+             error_message = 'the campaign was cancelled; cancelled at the provider', updated_at = $2
+           WHERE id = ANY($1::uuid[]) AND status = 'SCHEDULED'`,
+          [cancelled.map((row) => row.id), context.clock.now()],
+        );
+      totals.cancelled += cancelled.length;
+      totals.notCancellable += answers.filter(
+        (a) => a.status === 'fulfilled' && a.value === 'not-cancellable',
+      ).length;
+      const failure = answers.find((a) => a.status === 'rejected');
+      if (failure) throw (failure as PromiseRejectedResult).reason;
+    }
   }
   logger.info({ campaignId, ...totals }, 'scheduled messages cancelled at the provider');
   return totals;

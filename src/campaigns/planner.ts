@@ -1,15 +1,13 @@
 import type { Job } from 'bullmq';
 import { withTransaction } from '../db/database.js';
 import { nativeSchedulingFor } from '../providers/registry.js';
-import { jobs, type SendJob } from '../queues/jobs.js';
+import { jobs, sendJobOf } from '../queues/jobs.js';
 import type { AppContext } from '../runtime/context.js';
 import { decideSendTime, nativeHorizonMs, timingRules } from '../scheduling/send-time.js';
+import { currentRoute } from './fallback-route.js';
+import { queueRoom } from './queue-room.js';
 
 const PAGE_SIZE = 1000;
-/** However slow the account, keep at least this many jobs ready so workers never starve. */
-const MIN_QUEUE_BUDGET = 1000;
-/** Keep about this many seconds of the account's sending in Redis; the rest waits in Postgres. */
-const QUEUE_SECONDS = 60;
 
 interface PageRow {
   id: string;
@@ -18,7 +16,9 @@ interface PageRow {
 }
 
 /**
- * Moves a running campaign's due messages from Postgres into its account's send queue.
+ * Moves a running campaign's due messages from Postgres into its account's send queue, or into
+ * its fallback account's while its account's circuit is open (see fallback-route.ts): the page's
+ * messages get that route in the same statement that makes them QUEUED.
  *
  * Each page is locked with `FOR UPDATE SKIP LOCKED`, so planners running at once on many machines
  * take disjoint pages. For each message the send-time rule (src/scheduling/send-time.ts) decides:
@@ -49,16 +49,18 @@ export async function planCampaign(
         timezone: true,
         sendWindow: true,
         maxLatenessMs: true,
+        fallbackAccount: true,
       },
     });
     if (campaign?.status !== 'RUNNING') break;
-    const account = config.accounts.get(campaign.accountName);
+    // Decided again for every page: a circuit that opens or closes meanwhile takes effect at once.
+    const route = await currentRoute(context, { id: campaignId, ...campaign });
+    const { account } = route;
+    // The account that will send decides whether a provider holds messages until their time.
     const native = nativeSchedulingFor(account);
     const rules = timingRules(campaign, config.maxLatenessMs);
     const queue = queues.send(account.name);
-    const counts = await queue.getJobCounts('wait', 'delayed', 'prioritized');
-    const waiting = Object.values(counts).reduce((a, b) => a + b, 0);
-    const budget = Math.max(MIN_QUEUE_BUDGET, Math.ceil(account.rate * QUEUE_SECONDS)) - waiting;
+    const budget = await queueRoom(context, account);
     if (budget <= 0) break;
 
     const now = clock.now();
@@ -89,8 +91,9 @@ export async function planCampaign(
         else deferred.push({ id: row.id, until: decision.until });
       }
       await client.query(
-        `UPDATE message SET status = 'QUEUED', queued_at = $2, updated_at = $2 WHERE id = ANY($1::uuid[])`,
-        [queued.map((q) => q.id), now],
+        `UPDATE message SET status = 'QUEUED', queued_at = $2, updated_at = $2, route_account = $3
+         WHERE id = ANY($1::uuid[])`,
+        [queued.map((q) => q.id), now, route.viaFallback ? account.name : null],
       );
       if (deferred.length > 0)
         await client.query(
@@ -109,13 +112,7 @@ export async function planCampaign(
     });
     if (page.size === 0) break;
     if (page.queued.length > 0)
-      await queue.addBulk(
-        page.queued.map((q) => ({
-          name: jobs.send.name,
-          data: { messageId: q.id, campaignId } satisfies SendJob,
-          opts: { ...jobs.send.options, jobId: q.id, delay: q.delayMs },
-        })),
-      );
+      await queue.addBulk(page.queued.map((q) => sendJobOf(q.id, campaignId, q.delayMs)));
     totals.enqueued += page.queued.length;
     totals.deferred += page.deferred;
     totals.expired += page.expired;

@@ -1,7 +1,7 @@
-import { jobs, type SendJob } from '../queues/jobs.js';
 import type { AppContext } from '../runtime/context.js';
 import { startDueCampaigns } from './campaign-lifecycle.js';
 import { enqueuePlan } from './campaign-service.js';
+import { rerouteToFallback } from './fallback-route.js';
 
 const STALE_BATCH = 5000;
 const RECOVERY_PAGE = 5000;
@@ -9,6 +9,8 @@ const RECOVERY_PAGE = 5000;
 export interface SweepResult {
   /** Scheduled campaigns whose start time came. */
   started: number;
+  /** Queued messages moved to their campaign's fallback account (its own account is down). */
+  rerouted: number;
   planned: number;
   requeued: number;
   completed: number;
@@ -18,6 +20,8 @@ export interface SweepResult {
  * The periodic pass that keeps Postgres and Redis agreeing (runs once per interval cluster-wide,
  * as a BullMQ job scheduler job):
  * - starts SCHEDULED campaigns whose time has come;
+ * - moves the queued messages of running campaigns whose account's circuit is open to their
+ *   fallback account, where they name one (fallback-route.ts);
  * - asks a planner to top up every running campaign's queue;
  * - re-adds jobs for messages QUEUED or SENDING for longer than the stale limit: their job was lost
  *   (Redis restarted empty, a planner died mid-page). Re-adding is a no-op for a job that still
@@ -27,6 +31,7 @@ export interface SweepResult {
 export async function sweep(context: AppContext): Promise<SweepResult> {
   const { db, clock, config } = context;
   const started = await startDueCampaigns(context);
+  const rerouted = await rerouteToFallback(context);
   const running = await db.prisma.campaign.findMany({
     where: { status: 'RUNNING' },
     select: { id: true },
@@ -34,10 +39,13 @@ export async function sweep(context: AppContext): Promise<SweepResult> {
   for (const campaign of running) await enqueuePlan(context, campaign.id);
 
   const staleBefore = new Date(clock.now().getTime() - config.staleAfterMs);
+  // Re-added to the queue of the account each message is routed to (the campaign's, or its
+  // fallback's).
   const stale = await db.pool.query<{ id: string; campaign_id: string; account_name: string }>(
     `UPDATE message m SET updated_at = $2
      FROM (
-       SELECT m.id, c.account_name FROM message m JOIN campaign c ON c.id = m.campaign_id
+       SELECT m.id, COALESCE(m.route_account, c.account_name) AS account_name
+       FROM message m JOIN campaign c ON c.id = m.campaign_id
        WHERE m.status IN ('QUEUED', 'SENDING') AND m.updated_at < $1
          AND (m.due_at IS NULL OR m.due_at < $1) AND c.status = 'RUNNING'
        LIMIT $3 FOR UPDATE OF m SKIP LOCKED
@@ -46,21 +54,13 @@ export async function sweep(context: AppContext): Promise<SweepResult> {
      RETURNING m.id, m.campaign_id, s.account_name`,
     [staleBefore, clock.now(), STALE_BATCH],
   );
-  const byAccount = new Map<string, typeof stale.rows>();
-  for (const row of stale.rows) {
-    const rows = byAccount.get(row.account_name) ?? [];
-    rows.push(row);
-    byAccount.set(row.account_name, rows);
-  }
-  for (const [account, rows] of byAccount) {
-    await context.queues.send(account).addBulk(
-      rows.map((row) => ({
-        name: jobs.send.name,
-        data: { messageId: row.id, campaignId: row.campaign_id } satisfies SendJob,
-        opts: { ...jobs.send.options, jobId: row.id },
-      })),
-    );
-  }
+  await context.queues.addSends(
+    stale.rows.map((row) => ({
+      account: row.account_name,
+      messageId: row.id,
+      campaignId: row.campaign_id,
+    })),
+  );
   if (stale.rows.length > 0)
     context.logger.warn({ count: stale.rows.length }, 're-enqueued stale messages');
 
@@ -83,6 +83,7 @@ export async function sweep(context: AppContext): Promise<SweepResult> {
     context.logger.info({ campaignId: row.id }, 'campaign completed');
   return {
     started,
+    rerouted,
     planned: running.length,
     requeued: stale.rows.length,
     completed: completed.rows.length,
@@ -140,7 +141,8 @@ async function requeueInFlight(context: AppContext): Promise<number> {
       status: string;
       due_at: Date | null;
     }>(
-      `SELECT m.id, m.campaign_id, c.account_name, m.status, m.due_at
+      `SELECT m.id, m.campaign_id, COALESCE(m.route_account, c.account_name) AS account_name,
+              m.status, m.due_at
        FROM message m JOIN campaign c ON c.id = m.campaign_id
        WHERE c.status = 'RUNNING' AND m.status IN ('QUEUED', 'SENDING') AND m.id > $1
        ORDER BY m.id LIMIT $2`,
@@ -148,30 +150,20 @@ async function requeueInFlight(context: AppContext): Promise<number> {
     );
     if (page.rows.length === 0) break;
     after = page.rows[page.rows.length - 1]!.id;
-    const byAccount = new Map<string, typeof page.rows>();
-    for (const row of page.rows) {
-      const rows = byAccount.get(row.account_name) ?? [];
-      rows.push(row);
-      byAccount.set(row.account_name, rows);
-    }
-    for (const [account, rows] of byAccount) {
-      await context.queues.send(account).addBulk(
-        rows.map((row) => ({
-          name: jobs.send.name,
-          data: { messageId: row.id, campaignId: row.campaign_id } satisfies SendJob,
-          opts: {
-            ...jobs.send.options,
-            jobId: row.id,
-            delay:
-              row.status === 'SENDING'
-                ? config.jobLockMs
-                : row.due_at
-                  ? Math.max(0, row.due_at.getTime() - now.getTime())
-                  : 0,
-          },
-        })),
-      );
-    }
+    // To the queue of the account each message is routed to (a SENDING one is being sent by it).
+    await context.queues.addSends(
+      page.rows.map((row) => ({
+        account: row.account_name,
+        messageId: row.id,
+        campaignId: row.campaign_id,
+        delayMs:
+          row.status === 'SENDING'
+            ? config.jobLockMs
+            : row.due_at
+              ? row.due_at.getTime() - now.getTime()
+              : 0,
+      })),
+    );
     total += page.rows.length;
   }
   return total;

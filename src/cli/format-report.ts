@@ -32,7 +32,7 @@ export function formatCampaignReport(report: CampaignReport): string {
     : null;
   const lines = [
     `Campaign ${c.name} (${c.id})`,
-    `  account ${c.account} · status ${c.status}${duration !== null ? ` · ran ${formatDuration(duration)}` : ''}`,
+    `  account ${c.account}${c.fallbackAccount ? ` (fallback ${c.fallbackAccount})` : ''} · status ${c.status}${duration !== null ? ` · ran ${formatDuration(duration)}` : ''}`,
     `  recipients      ${n(report.total)}`,
     `  delivered       ${n(report.delivered)}   (delivery rate ${pct(report.deliveryRate)})`,
     `  failed          ${n(report.failed)}`,
@@ -44,6 +44,11 @@ export function formatCampaignReport(report: CampaignReport): string {
     `  suppressed      ${n(report.counts.SUPPRESSED)}`,
     `  not yet sent    ${n(report.remaining)}`,
     `  segments        ${n(report.segments)}`,
+    ...(c.fallbackAccount || report.viaFallback > 0
+      ? [
+          `  via fallback    ${n(report.viaFallback)}   (${report.handedOverByAccount.map((a) => `${a.account} ${n(a.messages)}`).join(', ') || 'none handed over yet'})`,
+        ]
+      : []),
   ];
   if (report.cost) {
     const money = (v: number) => `${report.cost!.currency} ${v.toFixed(2)}`;

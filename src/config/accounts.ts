@@ -32,6 +32,11 @@ const accountFileSchema = z.object({
         sender: z.string().min(1).optional(),
         /** Messages per second across all workers. */
         rate: z.number().positive(),
+        /**
+         * SMS segments per second across all workers, for providers whose limits count segments
+         * (Bandwidth). Every request then waits for both its messages and its segments.
+         */
+        segmentRate: z.number().positive().optional(),
         /** Requests in flight at once per worker process. */
         concurrency: z.number().int().positive().max(1000).default(10),
         /**
@@ -66,6 +71,14 @@ export interface Account extends Omit<AccountSpec, 'credentials' | 'baseUrl' | '
   scheduling?: AccountSpec['scheduling'];
   /** Resolved from the environment. Never log this object whole. */
   credentials: Record<string, string>;
+}
+
+/**
+ * The most messages a second the account can send: its message rate, or its segment rate where
+ * that is lower (every message is at least one segment). What to size queues and claims by.
+ */
+export function messageRateBound(account: Pick<Account, 'rate' | 'segmentRate'>): number {
+  return Math.min(account.rate, account.segmentRate ?? Infinity);
 }
 
 /** The configured provider accounts, by name. */

@@ -17,7 +17,12 @@ export const ERROR_CODES = {
   UNAUTHORIZED: [401, 'missing or unknown API key (send it as a Bearer token)'],
   RATE_LIMITED: [429, 'too many requests for this API key; wait for Retry-After seconds'],
   ROUTE_NOT_FOUND: [404, 'no such route'],
-  ACCOUNT_UNKNOWN: [400, 'the provider account is not configured'],
+  ACCOUNT_UNKNOWN: [400, 'the provider account (or fallback account) is not configured'],
+  FALLBACK_ACCOUNT_INVALID: [400, "the fallback account is the campaign's own account"],
+  FALLBACK_BODY_TOO_LONG: [
+    400,
+    "some recipients' messages are longer than the fallback account's provider accepts",
+  ],
   TEMPLATE_INVALID: [400, 'the message template has a malformed {{placeholder}}'],
   CAMPAIGN_NOT_FOUND: [404, 'no campaign with that id'],
   IMPORT_NOT_FOUND: [404, 'no import with that id in that campaign'],
@@ -140,6 +145,11 @@ export const campaignSchema = responseObject(
     maxLatenessMs: {
       type: ['integer', 'null'],
       description: 'how late a message may still go; null: HERALD_MAX_LATENESS_MS',
+    },
+    fallbackAccount: {
+      type: ['string', 'null'],
+      description:
+        "account for the messages not yet handed over while the campaign's account's circuit is open; null: none",
     },
     scheduledAt: nullableDateTime,
     startedAt: nullableDateTime,

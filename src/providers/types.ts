@@ -18,6 +18,12 @@ export interface OutboundSms {
    * no request made) a time that is not in the future or is beyond their limit.
    */
   sendAt?: Date;
+  /**
+   * SMS segments of `body` as counted at import: a hint for the account's segment rate gate
+   * (README "Rate limits and pushback"), which charges a request the sum of its messages'
+   * segments. Adapters ignore it; the provider counts segments its own way. Absent: 1.
+   */
+  segments?: number;
 }
 
 /**

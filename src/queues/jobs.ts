@@ -63,3 +63,15 @@ export const jobs = {
 
 export type SendJob = z.infer<typeof jobs.send.schema>;
 export type PlanCampaignJob = z.infer<typeof jobs.planCampaign.schema>;
+
+/**
+ * A send job as Queue.addBulk takes it: jobId = message id (adding it again while it exists is a
+ * no-op), delayed by the time left until the message may go.
+ */
+export function sendJobOf(messageId: string, campaignId: string, delayMs = 0) {
+  return {
+    name: jobs.send.name,
+    data: { messageId, campaignId } satisfies SendJob,
+    opts: { ...jobs.send.options, jobId: messageId, delay: Math.max(0, delayMs) },
+  };
+}

@@ -1,5 +1,6 @@
 import { Queue, type ConnectionOptions } from 'bullmq';
 import { Cluster, Redis } from 'ioredis';
+import { sendJobOf } from './jobs.js';
 
 /** Names of Herald's BullMQ queues. One send queue per provider account: its limiter is that account's rate. */
 export const CONTROL_QUEUE = 'control';
@@ -82,6 +83,27 @@ export class Queues {
       this.sendQueues.set(accountName, queue);
     }
     return queue;
+  }
+
+  /**
+   * Adds send jobs to the queue of the account each message is routed to (its campaign's account,
+   * or the fallback's: see message.route_account), one addBulk per account.
+   */
+  async addSends(
+    sends: ReadonlyArray<{
+      account: string;
+      messageId: string;
+      campaignId: string;
+      delayMs?: number;
+    }>,
+  ): Promise<void> {
+    const byAccount = new Map<string, ReturnType<typeof sendJobOf>[]>();
+    for (const send of sends) {
+      const list = byAccount.get(send.account) ?? [];
+      list.push(sendJobOf(send.messageId, send.campaignId, send.delayMs));
+      byAccount.set(send.account, list);
+    }
+    for (const [account, list] of byAccount) await this.send(account).addBulk(list);
   }
 
   async close(): Promise<void> {

@@ -26,6 +26,27 @@ export interface CircuitSettings {
   probeMaxMs: number;
 }
 
+/** Where an account's open circuit is kept (absent: closed). */
+const circuitStateKey = (prefix: string, account: string) => `${prefix}:circuit:${account}`;
+
+/**
+ * True while the account's circuit is open and its probe not yet due: its provider is down and
+ * nobody will try it before then. Read by whoever routes messages to a campaign's fallback account
+ * (planner, reroute pass). Once the probe is due this is false again, so the account gets traffic
+ * for its trial batch (a provider with no health check is probed with an ordinary send); if the
+ * trial fails the circuit reopens and routing moves on to the fallback again. Epoch ms, as the
+ * breaker keeps its times.
+ */
+export async function isCircuitOpen(
+  redis: RedisClient,
+  prefix: string,
+  account: string,
+  now = Date.now(),
+): Promise<boolean> {
+  const raw = await redis.get(circuitStateKey(prefix, account));
+  return raw !== null && now < (JSON.parse(raw) as OpenState).probeAt;
+}
+
 /** How long failures are counted together: this many failed requests within it open the circuit. */
 const FAILURE_WINDOW_MS = 30_000;
 /** How long one process may hold the probe before another may try. */
@@ -54,7 +75,7 @@ export class CircuitBreaker {
   ) {}
 
   private get stateKey() {
-    return `${this.prefix}:circuit:${this.account}`;
+    return circuitStateKey(this.prefix, this.account);
   }
   private get failuresKey() {
     return `${this.prefix}:circuit-failures:${this.account}`;

@@ -13,6 +13,8 @@ export interface ClaimedMessage {
   fields: Record<string, unknown>;
   template: string;
   status: 'SENDING' | 'SUPPRESSED';
+  /** SMS segments of the rendered message, counted at import: what a segment rate gate charges. */
+  segments: number;
   /** The message's timing and its campaign's rules, checked once more before sending. */
   timing: MessageTiming;
   campaign: CampaignTiming;
@@ -24,6 +26,7 @@ interface ClaimRow {
   fields: Record<string, unknown>;
   template: string;
   status: 'SENDING' | 'SUPPRESSED';
+  segments: number | null;
   due_at: Date | null;
   timezone: string | null;
   campaign_timezone: string;
@@ -38,6 +41,12 @@ interface ClaimRow {
  * have gone, and a re-run will not send it blindly. One statement for many messages (the worker's
  * StatusWriter coalesces the claims of its concurrent jobs); rows are locked in id order, so two
  * statements that share a message (a duplicate job) wait for each other instead of deadlocking.
+ *
+ * `account` is the claiming worker's account: only messages routed to it are claimed (the
+ * campaign's account, or its fallback once the message was moved there: see
+ * src/campaigns/fallback-route.ts), and it is recorded as the account the message was handed to.
+ * The route is checked on the locked row, so a reroute and a claim of one message never both win.
+ * Without `account` (tests, tools) a message is claimed for whatever account it is routed to.
  * Returns one entry per id, in order; undefined where the message was not claimable, and for the
  * second of two equal ids (only one may send).
  */
@@ -45,29 +54,31 @@ export async function claimMessages(
   pool: pg.Pool,
   ids: string[],
   now: Date,
+  account?: string,
 ): Promise<Array<ClaimedMessage | undefined>> {
   const result = await pool.query<ClaimRow>(
     `UPDATE message m SET
        status = CASE WHEN t.suppressed THEN 'SUPPRESSED' ELSE 'SENDING' END::message_status,
        attempts = m.attempts + CASE WHEN t.suppressed THEN 0 ELSE 1 END,
-       account_name = t.account_name,
+       account_name = t.route,
        error_code = CASE WHEN t.suppressed THEN 'SUPPRESSED' ELSE m.error_code END,
        error_message = CASE WHEN t.suppressed THEN 'number is on the suppression list' ELSE m.error_message END,
        updated_at = $2
      FROM (
-       SELECT m2.id, c.account_name, c.template, c.timezone AS campaign_timezone, c.send_window,
-              c.max_lateness_ms,
+       SELECT m2.id, COALESCE(m2.route_account, c.account_name) AS route, c.template,
+              c.timezone AS campaign_timezone, c.send_window, c.max_lateness_ms,
               EXISTS (SELECT 1 FROM suppression s WHERE s.phone = m2.phone) AS suppressed
        FROM message m2 JOIN campaign c ON c.id = m2.campaign_id
        WHERE m2.id = ANY($1::uuid[]) AND c.status = 'RUNNING'
          AND m2.status IN ('PENDING', 'QUEUED')
+         AND ($3::text IS NULL OR COALESCE(m2.route_account, c.account_name) = $3::text)
        ORDER BY m2.id
        FOR UPDATE OF m2
      ) t
      WHERE m.id = t.id AND m.status IN ('PENDING', 'QUEUED')
-     RETURNING m.id, m.phone, m.fields, t.template, m.status, m.due_at, m.timezone,
+     RETURNING m.id, m.phone, m.fields, t.template, m.status, m.segments, m.due_at, m.timezone,
                t.campaign_timezone, t.send_window, t.max_lateness_ms`,
-    [ids, now],
+    [ids, now, account ?? null],
   );
   const byId = new Map(result.rows.map((row) => [row.id, row]));
   return ids.map((id) => {
@@ -83,6 +94,8 @@ function toClaimed(row: ClaimRow): ClaimedMessage {
     fields: row.fields,
     template: row.template,
     status: row.status,
+    // Rows imported before segments were counted have none: one is the least a message costs.
+    segments: row.segments ?? 1,
     timing: { dueAt: row.due_at, timezone: row.timezone },
     campaign: {
       timezone: row.campaign_timezone,
@@ -97,36 +110,47 @@ export async function claimMessage(
   pool: pg.Pool,
   messageId: string,
   now: Date,
+  account?: string,
 ): Promise<ClaimedMessage | undefined> {
-  return (await claimMessages(pool, [messageId], now))[0];
+  return (await claimMessages(pool, [messageId], now, account))[0];
 }
 
-/** Why a claim found nothing to do. */
+/**
+ * Why a claim found nothing to do: the message's status, its campaign's, and the account it is
+ * routed to (a job in another account's queue, left behind by a reroute, has nothing to do).
+ */
 export async function explainUnclaimed(
   pool: pg.Pool,
   messageId: string,
-): Promise<{ status: MessageStatus; campaignStatus: string } | undefined> {
-  const result = await pool.query<{ status: MessageStatus; campaignStatus: string }>(
-    `SELECT m.status, c.status AS "campaignStatus"
+): Promise<{ status: MessageStatus; campaignStatus: string; route: string } | undefined> {
+  const result = await pool.query<{ status: MessageStatus; campaignStatus: string; route: string }>(
+    `SELECT m.status, c.status AS "campaignStatus",
+            COALESCE(m.route_account, c.account_name) AS route
      FROM message m JOIN campaign c ON c.id = m.campaign_id WHERE m.id = $1`,
     [messageId],
   );
   return result.rows[0];
 }
 
-/** Re-claims a message whose earlier attempt was interrupted, for at-least-once accounts. */
+/**
+ * Re-claims a message whose earlier attempt was interrupted, for at-least-once accounts: only by
+ * the account it is routed to, which is the one that was sending it (a message being sent is
+ * never rerouted).
+ */
 export async function reclaimInterrupted(
   pool: pg.Pool,
   messageId: string,
   now: Date,
+  account: string,
 ): Promise<ClaimedMessage | undefined> {
   const result = await pool.query<ClaimRow>(
     `UPDATE message m SET status = 'SENDING', attempts = m.attempts + 1, updated_at = $2
      FROM campaign c
      WHERE m.id = $1 AND c.id = m.campaign_id AND c.status = 'RUNNING' AND m.status IN ('SENDING', 'UNKNOWN')
-     RETURNING m.id, m.phone, m.fields, c.template, m.status, m.due_at, m.timezone,
+       AND COALESCE(m.route_account, c.account_name) = $3
+     RETURNING m.id, m.phone, m.fields, c.template, m.status, m.segments, m.due_at, m.timezone,
                c.timezone AS campaign_timezone, c.send_window, c.max_lateness_ms`,
-    [messageId, now],
+    [messageId, now, account],
   );
   const row = result.rows[0];
   return row && toClaimed(row);
@@ -179,7 +203,8 @@ export interface Accepted {
 
 /**
  * The provider accepted these messages: SENT, or SCHEDULED for those it holds until their time. A
- * delivery report may already have moved one further: keep that. One statement for many (the
+ * delivery report may already have moved one further: keep that. The provider's own segment count
+ * replaces the one counted at import where it gives one (not every provider does). One statement for many (the
  * worker's StatusWriter coalesces its concurrent jobs' results).
  */
 export async function markAccepted(
@@ -189,7 +214,7 @@ export async function markAccepted(
 ): Promise<void> {
   await pool.query(
     `UPDATE message m SET
-       provider_message_id = u.provider_message_id, segments = u.segments,
+       provider_message_id = u.provider_message_id, segments = COALESCE(u.segments, m.segments),
        sent_at = $5, updated_at = $5,
        status = CASE
          WHEN message_status_rank(m.status) >= message_status_rank(u.status) THEN m.status

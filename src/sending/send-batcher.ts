@@ -1,7 +1,7 @@
 import { AmbiguousSendError, ProviderError, RateLimitedError } from '../providers/errors.js';
 import type { OutboundSms, ProviderAdapter, SendResult } from '../providers/types.js';
 import type { CircuitBreaker } from './circuit-breaker.js';
-import type { RateGate } from './rate-gate.js';
+import { acquireTogether, type RateGate } from './rate-gate.js';
 
 interface Waiting {
   sms: OutboundSms;
@@ -11,6 +11,11 @@ interface Waiting {
 export interface SendBatcherOptions {
   /** The account's cluster-wide rate: every request waits for its slot here. */
   gate?: RateGate;
+  /**
+   * The account's cluster-wide segments per second, where its provider's limits count segments:
+   * every request also waits here for the sum of its messages' segments.
+   */
+  segmentGate?: RateGate;
   /** The account's circuit breaker: requests are held back while it is open. */
   circuit?: CircuitBreaker;
   /** @defaultValue 5 */
@@ -18,10 +23,10 @@ export interface SendBatcherOptions {
 }
 
 /**
- * A batch may hold at most this share of a second of the account's rate: the rate gate spaces
- * requests by their size, so a batch of a whole second's messages would arrive as one burst.
- * A fiftieth keeps arrivals within 20 ms of even spacing (4 messages a request at 200 msg/s; the
- * provider's full batch from 5,000 msg/s up).
+ * A batch may hold at most this share of a second of the account's rate (and of its segment
+ * rate): the rate gates space requests by their size, so a batch of a whole second's messages
+ * would arrive as one burst. A fiftieth keeps arrivals within 20 ms of even spacing (4 messages a
+ * request at 200 msg/s; the provider's full batch from 5,000 msg/s up).
  */
 const BATCH_SHARE_OF_RATE = 1 / 50;
 
@@ -50,19 +55,46 @@ export class SendBatcher {
     return Math.max(1, Math.min(this.adapter.maxBatchSize, Math.floor(rate * BATCH_SHARE_OF_RATE)));
   }
 
+  /** Most segments in one batch for the segment rate in force now (a longer message goes alone). */
+  get maxBatchSegments(): number {
+    const rate = this.options.segmentGate?.currentRate ?? Infinity;
+    return Math.max(1, Math.floor(rate * BATCH_SHARE_OF_RATE));
+  }
+
   send(sms: OutboundSms): Promise<SendResult> {
-    if (this.maxBatch <= 1) return this.dispatch([sms]).then((results) => results[0]!);
+    if (this.maxBatch <= 1 || this.maxBatchSegments <= segmentsOf(sms))
+      return this.dispatch([sms]).then((results) => results[0]!);
     return new Promise((resolve) => {
       this.waiting.push({ sms, resolve });
-      if (this.waiting.length >= this.maxBatch) this.flush();
+      if (this.waiting.length >= this.maxBatch || this.waitingSegments() >= this.maxBatchSegments)
+        this.flush();
       else this.timer ??= setTimeout(() => this.flush(), this.lingerMs);
     });
+  }
+
+  private waitingSegments(): number {
+    return this.waiting.reduce((sum, w) => sum + segmentsOf(w.sms), 0);
+  }
+
+  /** The next batch: as many waiting messages as both the message and segment limits allow (≥ 1). */
+  private takeBatch(): Waiting[] {
+    const maxMessages = this.maxBatch;
+    const maxSegments = this.maxBatchSegments;
+    let count = 0;
+    let segments = 0;
+    while (count < this.waiting.length && count < maxMessages) {
+      const next = segmentsOf(this.waiting[count]!.sms);
+      if (count > 0 && segments + next > maxSegments) break;
+      segments += next;
+      count += 1;
+    }
+    return this.waiting.splice(0, count);
   }
 
   private flush(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
-    const batch = this.waiting.splice(0, this.maxBatch);
+    const batch = this.takeBatch();
     if (this.waiting.length > 0) this.timer = setTimeout(() => this.flush(), this.lingerMs);
     void this.dispatch(batch.map((w) => w.sms)).then((results) =>
       batch.forEach((w, i) => w.resolve(results[i]!)),
@@ -71,7 +103,7 @@ export class SendBatcher {
 
   /** Always resolves: one result per message, whatever happened to the request. */
   private async dispatch(messages: OutboundSms[]): Promise<SendResult[]> {
-    const { circuit, gate } = this.options;
+    const { circuit, gate, segmentGate } = this.options;
     let trial = false;
     try {
       if (circuit) {
@@ -86,7 +118,13 @@ export class SendBatcher {
         }
         trial = verdict.trial ?? false;
       }
-      await gate?.acquire(messages.length);
+      const demands = [
+        ...(gate ? [{ gate, count: messages.length }] : []),
+        ...(segmentGate
+          ? [{ gate: segmentGate, count: messages.reduce((n, m) => n + segmentsOf(m), 0) }]
+          : []),
+      ];
+      if (demands.length > 0) await acquireTogether(demands);
     } catch (error) {
       // Redis unreachable: nothing was sent, so the job may simply be tried again.
       const failure = new RateLimitedError(
@@ -127,4 +165,9 @@ export class SendBatcher {
       return messages.map(() => ({ ok: false, error: failure }));
     }
   }
+}
+
+/** What a message costs a segment rate gate: its segments as counted at import, at least one. */
+function segmentsOf(sms: OutboundSms): number {
+  return Math.max(1, sms.segments ?? 1);
 }

@@ -31,6 +31,7 @@ export type SendJobResult =
   | 'deferred'
   | 'already-done'
   | 'not-running'
+  | 'rerouted'
   | 'missing';
 
 /**
@@ -71,6 +72,10 @@ export async function processSendJob(
   if (!claimed) {
     const found = await beforeSend(() => explainUnclaimed(pool, messageId));
     if (!found) return 'missing';
+    // Moved to the campaign's fallback account (this job stayed behind in our queue), or this is
+    // the fallback's job for a message still routed to the campaign's account: whatever its status,
+    // it is the other account's to send or to settle. Never a second send.
+    if (found.route !== account.name) return 'rerouted';
     if (found.campaignStatus !== 'RUNNING') return 'not-running';
     if (found.status !== 'SENDING' && found.status !== 'UNKNOWN') return 'already-done';
     // An earlier attempt claimed it and stopped before recording what the provider said.
@@ -90,7 +95,9 @@ export async function processSendJob(
       log.warn('send interrupted earlier; marked UNKNOWN (at-most-once)');
       return 'unknown';
     }
-    claimed = await beforeSend(() => reclaimInterrupted(pool, messageId, context.clock.now()));
+    claimed = await beforeSend(() =>
+      reclaimInterrupted(pool, messageId, context.clock.now(), account.name),
+    );
     if (!claimed) return 'already-done';
     log.warn('send interrupted earlier; sending again (at-least-once)');
   }
@@ -153,6 +160,7 @@ export async function processSendJob(
     to: claimed.phone,
     body,
     sendAt: decision.sendAt,
+    segments: claimed.segments,
   });
   if (result.ok) {
     await afterSend(() => writer.markSent(messageId, { ...result, scheduledFor: decision.sendAt }));

@@ -4,7 +4,7 @@ import { sendQueueName } from '../queues/queues.js';
 import type { AppContext } from '../runtime/context.js';
 import { cappedExponentialBackoff } from './backoff.js';
 import { CircuitBreaker } from './circuit-breaker.js';
-import { RateGate } from './rate-gate.js';
+import { RateGate, segmentGateKey } from './rate-gate.js';
 import { SendBatcher } from './send-batcher.js';
 import { StatusWriter } from './status-writer.js';
 import { processSendJob } from './send-message.js';
@@ -27,7 +27,11 @@ const RATE_REFRESH_MS = 2000;
  */
 const PAUSE_SWITCH_LIMITER = { max: 1_000_000, duration: 1000 };
 
-/** Jobs worked at once for a rate: enough to fill the requests in flight, not far beyond the rate. */
+/**
+ * Jobs worked at once for a rate: enough to fill the requests in flight, not far beyond the rate.
+ * `rate` is the most messages a second the account can send now: its message rate, or its segment
+ * rate where that is lower (a message is at least one segment), so claims stay a short wait ahead.
+ */
 export function concurrencyFor(account: Account, maxBatchSize: number, rate: number): number {
   return Math.max(
     1,
@@ -49,6 +53,16 @@ function startSendWorker(context: AppContext, account: Account): Worker {
   const adapter = context.providers.get(account.name);
   const log = context.logger.child({ account: account.name });
   const gate = new RateGate(context.redis, config.queuePrefix, account.name, account.rate);
+  const segmentGate =
+    account.segmentRate === undefined
+      ? undefined
+      : new RateGate(
+          context.redis,
+          config.queuePrefix,
+          segmentGateKey(account.name),
+          account.segmentRate,
+        );
+  const messageRate = () => Math.min(gate.currentRate, segmentGate?.currentRate ?? Infinity);
   const circuit = new CircuitBreaker(
     context.redis,
     config.queuePrefix,
@@ -61,8 +75,8 @@ function startSendWorker(context: AppContext, account: Account): Worker {
     },
     log,
   );
-  const batcher = new SendBatcher(adapter, { gate, circuit });
-  const writer = new StatusWriter(context.db.pool, () => context.clock.now());
+  const batcher = new SendBatcher(adapter, { gate, segmentGate, circuit });
+  const writer = new StatusWriter(context.db.pool, () => context.clock.now(), account.name);
   let stopping = false;
   const worker = new Worker(
     sendQueueName(account.name),
@@ -71,7 +85,7 @@ function startSendWorker(context: AppContext, account: Account): Worker {
     {
       connection: context.redis,
       prefix: config.queuePrefix,
-      concurrency: concurrencyFor(account, adapter.maxBatchSize, account.rate),
+      concurrency: concurrencyFor(account, adapter.maxBatchSize, messageRate()),
       limiter: PAUSE_SWITCH_LIMITER,
       lockDuration: config.jobLockMs,
       stalledInterval: config.jobLockMs,
@@ -81,13 +95,16 @@ function startSendWorker(context: AppContext, account: Account): Worker {
       settings: { backoffStrategy: cappedExponentialBackoff(config.retryMaxMs) },
     },
   );
-  // A rate changed with `herald accounts set-rate` reaches the gate on its next request; the
+  // A rate changed with `herald accounts set-rate` reaches the gates on their next request; the
   // number of jobs taken at once follows it here.
   const refresh = setInterval(() => {
-    const wanted = concurrencyFor(account, adapter.maxBatchSize, gate.currentRate);
+    const wanted = concurrencyFor(account, adapter.maxBatchSize, messageRate());
     if (wanted !== worker.concurrency) {
       worker.concurrency = wanted;
-      log.info({ rate: gate.currentRate, concurrency: wanted }, 'account rate changed');
+      log.info(
+        { rate: gate.currentRate, segmentRate: segmentGate?.currentRate, concurrency: wanted },
+        'account rate changed',
+      );
     }
   }, RATE_REFRESH_MS);
   refresh.unref();
@@ -104,6 +121,9 @@ function startSendWorker(context: AppContext, account: Account): Worker {
     );
   });
   worker.on('error', (error) => log.error({ err: error }, 'send worker error'));
-  log.info({ rate: account.rate, concurrency: worker.concurrency }, 'send worker started');
+  log.info(
+    { rate: account.rate, segmentRate: account.segmentRate, concurrency: worker.concurrency },
+    'send worker started',
+  );
   return worker;
 }

@@ -16,7 +16,7 @@ import {
  */
 export class StatusWriter {
   private readonly claims = new Coalescer<string, ClaimedMessage | undefined>((ids) =>
-    claimMessages(this.pool, ids, this.now()),
+    claimMessages(this.pool, ids, this.now(), this.account),
   );
   private readonly accepted = new Coalescer<Accepted & { messageId: string }, void>(
     async (records) => {
@@ -29,6 +29,8 @@ export class StatusWriter {
     private readonly pool: pg.Pool,
     /** The context's clock, so status times follow it as the single-message writes do. */
     private readonly now: () => Date,
+    /** The worker's account: it claims only messages routed to it. */
+    private readonly account: string,
   ) {}
 
   /** As claimMessage() in message-status.ts, for one message among many at once. */

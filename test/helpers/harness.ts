@@ -24,6 +24,8 @@ export interface TestEnv {
   databaseName: string;
   env: Record<string, string>;
   sandbox: SandboxServer;
+  /** The sandboxes of `extraAccounts` (those without a baseUrl of their own), by account name. */
+  sandboxes: Record<string, SandboxServer>;
   config: Config;
   /** The context the test itself uses (API, assertions). */
   context: AppContext;
@@ -39,6 +41,11 @@ export interface TestEnv {
 export interface TestEnvOptions {
   sandbox?: Partial<SandboxServerOptions>;
   account?: Partial<Account>;
+  /**
+   * More accounts beside the sandbox one (a campaign's fallback, say). Each is a sandbox account
+   * with its own SandboxServer unless it names its own provider and baseUrl.
+   */
+  extraAccounts?: Array<Partial<Account> & { name: string }>;
   env?: Record<string, string>;
   clock?: Clock;
 }
@@ -75,9 +82,32 @@ export async function createTestEnv(options: TestEnvOptions = {}): Promise<TestE
     options: {},
     ...options.account,
   };
+  const sandboxes: Record<string, SandboxServer> = {};
+  const extraAccounts: Account[] = [];
+  for (const extra of options.extraAccounts ?? []) {
+    let { baseUrl, credentials } = extra;
+    if (baseUrl === undefined) {
+      const apiKey = randomBytes(12).toString('hex');
+      const server = new SandboxServer({ apiKey, reportDelayMs: 50, ...options.sandbox });
+      await server.start();
+      sandboxes[extra.name] = server;
+      baseUrl = server.url;
+      credentials = { apiKey };
+    }
+    extraAccounts.push({
+      provider: 'sandbox',
+      rate: 1000,
+      concurrency: 10,
+      deliveryPolicy: 'at-most-once',
+      options: {},
+      ...extra,
+      baseUrl,
+      credentials: credentials ?? {},
+    });
+  }
   const makeConfig = () => {
     const config = loadConfig(env);
-    config.accounts = new AccountRegistry([account]);
+    config.accounts = new AccountRegistry([account, ...extraAccounts]);
     return config;
   };
   const config = makeConfig();
@@ -94,6 +124,7 @@ export async function createTestEnv(options: TestEnvOptions = {}): Promise<TestE
     databaseName,
     env,
     sandbox,
+    sandboxes,
     config,
     context,
     app,
@@ -118,6 +149,7 @@ export async function createTestEnv(options: TestEnvOptions = {}): Promise<TestE
       await Promise.all(workerContexts.map((c) => closeContext(c)));
       await app.close();
       await sandbox.stop();
+      await Promise.all(Object.values(sandboxes).map((s) => s.stop()));
       await clearRedisPrefix(env.HERALD_QUEUE_PREFIX!);
       await closeContext(context);
       await dropDatabase(databaseName);

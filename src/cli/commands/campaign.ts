@@ -56,6 +56,10 @@ export function registerCampaignCommands(program: Command): void {
     .requiredOption('--name <name>', 'campaign name')
     .requiredOption('--account <account>', 'provider account (see `herald accounts`)')
     .requiredOption('--message <template>', 'message text; {{column}} fills in a CSV column')
+    .option(
+      '--fallback-account <account>',
+      "send through this account while the campaign's account is down (circuit open)",
+    )
     .option('--region <code>', 'region for national-format numbers', 'AU')
     .option('--timezone <zone>', 'IANA time zone for local send times', 'Australia/Sydney')
     .option('--window <window>', 'send window (quiet hours), e.g. "mon-sat 09:00-20:00"')
@@ -69,6 +73,7 @@ export function registerCampaignCommands(program: Command): void {
         name: string;
         account: string;
         message: string;
+        fallbackAccount?: string;
         region: string;
         timezone: string;
         window?: string;
@@ -86,9 +91,10 @@ export function registerCampaignCommands(program: Command): void {
             template: opts.message,
             defaultRegion: opts.region,
             timezone: opts.timezone,
+            ...fallbackOption(opts),
             ...timing,
           });
-          console.log(`Created campaign ${created.id}${describeTiming(created)}`);
+          console.log(`Created campaign ${created.id}${describeSettings(created)}`);
           if (opts.csv) await importFile(context, created.id, opts.csv, opts);
           if (opts.start) {
             await startCampaign(context, created.id);
@@ -103,6 +109,7 @@ export function registerCampaignCommands(program: Command): void {
     .description('change a DRAFT or SCHEDULED campaign')
     .option('--name <name>', 'campaign name')
     .option('--message <template>', 'message text (checked against every imported recipient)')
+    .option('--fallback-account <account>', 'account to send through while it is down, or "none"')
     .option('--timezone <zone>', 'IANA time zone for local send times and the send window')
     .option('--window <window>', 'send window, e.g. "mon-sat 09:00-20:00", or "none"')
     .option('--max-lateness <duration>', 'e.g. 30m, 2h, or "default" (HERALD_MAX_LATENESS_MS)')
@@ -112,6 +119,7 @@ export function registerCampaignCommands(program: Command): void {
         opts: {
           name?: string;
           message?: string;
+          fallbackAccount?: string;
           timezone?: string;
           window?: string;
           maxLateness?: string;
@@ -123,9 +131,10 @@ export function registerCampaignCommands(program: Command): void {
             name: opts.name,
             template: opts.message,
             timezone: opts.timezone,
+            ...fallbackOption(opts),
             ...timing,
           });
-          console.log(`Campaign ${id} updated${describeTiming(updated)}`);
+          console.log(`Campaign ${id} updated${describeSettings(updated)}`);
         });
       },
     );
@@ -274,6 +283,12 @@ export function registerCampaignCommands(program: Command): void {
     });
 }
 
+/** --fallback-account as the service takes it ("none" clears it). */
+function fallbackOption(opts: { fallbackAccount?: string }): { fallbackAccount?: string | null } {
+  if (opts.fallbackAccount === undefined) return {};
+  return { fallbackAccount: opts.fallbackAccount === 'none' ? null : opts.fallbackAccount };
+}
+
 /** --window and --max-lateness as the service takes them ("none" / "default" clear them). */
 function timingOptions(opts: { window?: string; maxLateness?: string }): {
   sendWindow?: SendWindow | null;
@@ -294,8 +309,9 @@ function timingOptions(opts: { window?: string; maxLateness?: string }): {
   return timing;
 }
 
-function describeTiming(campaign: Campaign): string {
+function describeSettings(campaign: Campaign): string {
   const parts: string[] = [];
+  if (campaign.fallbackAccount) parts.push(`falls back to ${campaign.fallbackAccount}`);
   if (campaign.sendWindow)
     parts.push(
       `sends ${formatSendWindow(campaign.sendWindow as unknown as SendWindow)} (${campaign.timezone} unless the row says)`,

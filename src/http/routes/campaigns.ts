@@ -39,6 +39,16 @@ type IdParams = { Params: { id: string } };
 const tags = ['campaigns'];
 const count = { type: 'integer' } as const;
 
+/** The fallback account of create and edit (checked by the service). */
+const fallbackProperty = {
+  fallbackAccount: {
+    type: ['string', 'null'],
+    minLength: 1,
+    description:
+      "a configured account other than the campaign's: while the campaign's account's circuit is open (provider down), its messages not yet handed over go through this one instead; null for none (they wait). Every imported message must fit its provider (FALLBACK_BODY_TOO_LONG)",
+  },
+} as const;
+
 /** The timing fields of create and edit (checked by the service: SEND_WINDOW_INVALID says why). */
 const timingProperties = {
   sendWindow: {
@@ -67,6 +77,7 @@ const updateBody = {
       description: 'only before recipients are imported',
     },
     timezone: { type: 'string', description: 'IANA time zone for local send times and schedules' },
+    ...fallbackProperty,
     ...timingProperties,
   },
 } as const;
@@ -76,6 +87,10 @@ const statsProperties = {
     id: { type: 'string' },
     name: { type: 'string' },
     account: { type: 'string' },
+    fallbackAccount: {
+      type: ['string', 'null'],
+      description: 'where its messages go while its account is down; null: they wait',
+    },
     status: { type: 'string' },
     createdAt: dateTime,
     startedAt: nullableDateTime,
@@ -118,6 +133,16 @@ const reportSchema = responseObject(
       }),
     },
     segments: count,
+    handedOverByAccount: {
+      type: 'array',
+      description:
+        "messages handed to each account (accepted, or sent without an answer): the campaign's, and its fallback's while that was down",
+      items: responseObject({ account: { type: 'string' }, messages: count }),
+    },
+    viaFallback: {
+      ...count,
+      description: "messages handed to an account other than the campaign's (its fallback)",
+    },
     cost: { type: ['object', 'null'], additionalProperties: true },
     firstSentAt: nullableDateTime,
     lastSentAt: nullableDateTime,
@@ -231,6 +256,7 @@ const createBody = {
       default: 'Australia/Sydney',
       description: 'IANA time zone for local send times and schedules',
     },
+    ...fallbackProperty,
     ...timingProperties,
   },
 } as const;
@@ -266,7 +292,11 @@ export async function campaignRoutes(app: FastifyInstance, { context }: { contex
               items: responseObject({
                 name: { type: 'string' },
                 provider: { type: 'string' },
-                rate: { type: 'number' },
+                rate: { type: 'number', description: 'messages per second (accounts file)' },
+                segmentRate: {
+                  type: 'number',
+                  description: 'segments per second, where the provider limits segments',
+                },
                 credentials: { type: 'array', items: { type: 'string' } },
                 paused: {
                   type: ['object', 'null'],
@@ -308,6 +338,7 @@ export async function campaignRoutes(app: FastifyInstance, { context }: { contex
             'INVALID_JSON',
             'BODY_TOO_LARGE',
             'ACCOUNT_UNKNOWN',
+            'FALLBACK_ACCOUNT_INVALID',
             'TEMPLATE_INVALID',
             'SEND_WINDOW_INVALID',
             'UNSUPPORTED_MEDIA_TYPE',
@@ -343,6 +374,9 @@ export async function campaignRoutes(app: FastifyInstance, { context }: { contex
             'TEMPLATE_FIELD_MISSING',
             'TEMPLATE_TOO_LONG',
             'SEND_WINDOW_INVALID',
+            'ACCOUNT_UNKNOWN',
+            'FALLBACK_ACCOUNT_INVALID',
+            'FALLBACK_BODY_TOO_LONG',
           ),
         },
       },
@@ -545,6 +579,7 @@ export async function campaignRoutes(app: FastifyInstance, { context }: { contex
             'CAMPAIGN_NOT_STARTABLE',
             'CAMPAIGN_EMPTY',
             'ACCOUNT_UNKNOWN',
+            'FALLBACK_BODY_TOO_LONG',
           ),
         },
       },
@@ -580,6 +615,7 @@ export async function campaignRoutes(app: FastifyInstance, { context }: { contex
             'CAMPAIGN_EMPTY',
             'SCHEDULE_INVALID',
             'SCHEDULE_IN_PAST',
+            'FALLBACK_BODY_TOO_LONG',
             'VALIDATION_FAILED',
             'INVALID_JSON',
           ),

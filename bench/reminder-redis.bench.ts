@@ -13,8 +13,12 @@
 // Environment:
 //   BENCH_REMINDERS        messages in the campaign (default 1,000,000)
 //   BENCH_REMINDER_DAYS    span of their due times from "now" (default 30)
-//   BENCH_REMINDER_STEP_MS clock step between planner runs (default = HERALD_PLAN_HORIZON_MS,
-//                          5 min: every message goes through the planner and Redis; must be ≥ it)
+//   BENCH_REMINDER_STEP_MS clock step between planner runs (default 6 h: 121 runs over 30 days).
+//                          Must be ≥ HERALD_PLAN_HORIZON_MS; equal to it (300000), every message
+//                          goes through the planner and Redis, but at 1,000,000 messages each
+//                          planner run costs ~0.5 s here (see BENCHMARKS.md), so 8,641 runs take
+//                          hours: use it with fewer messages over fewer days at the same density
+//                          (e.g. BENCH_REMINDERS=100000 BENCH_REMINDER_DAYS=3).
 //   BENCH_NAIVE_JOBS       jobs added for the naive baseline (default BENCH_REMINDERS); when
 //                          smaller, the baseline's bytes are extrapolated linearly to BENCH_REMINDERS
 //   HERALD_PLAN_HORIZON_MS read as Herald reads it (default 300000)
@@ -46,6 +50,8 @@ interface Sample {
   pending: number;
   jobs: number;
   usedMemory: number;
+  /** How long the planner run took (ms). */
+  planMs: number;
 }
 
 async function usedMemory(redis: Redis): Promise<{ used: number; peak: number }> {
@@ -99,7 +105,7 @@ export async function run(): Promise<BenchResult> {
   const config = loadConfig(env); // the built-in `sandbox` account (rate 100): nothing is sent
   const account = config.accounts.all()[0]!.name;
   const horizonMs = config.planHorizonMs;
-  const stepMs = Number(process.env.BENCH_REMINDER_STEP_MS ?? horizonMs);
+  const stepMs = Number(process.env.BENCH_REMINDER_STEP_MS ?? 6 * 3600_000);
   if (stepMs < horizonMs)
     throw new Error('BENCH_REMINDER_STEP_MS must be at least HERALD_PLAN_HORIZON_MS (see drain())');
   // A round start time, so the steps fall on round times of the emulated calendar.
@@ -169,13 +175,16 @@ export async function run(): Promise<BenchResult> {
       const now = new Date(t0 + k * stepMs);
       clock.set(now);
       if (k > 0) await drain(now);
+      const planStarted = performance.now();
       await planCampaign(context, campaignId);
+      const planMs = performance.now() - planStarted;
       const counts = await queue.getJobCounts('wait', 'delayed', 'prioritized');
       samples.push({
         at: now.getTime() - t0,
         pending: await pendingCount(context, campaignId),
         jobs: Object.values(counts).reduce((a, b) => a + b, 0),
         usedMemory: (await usedMemory(redis)).used,
+        planMs,
       });
     }
     const loopSeconds = (performance.now() - loopStarted) / 1000;
@@ -249,6 +258,7 @@ export async function run(): Promise<BenchResult> {
         'jobs in Redis': s.jobs,
         'Redis used_memory': mib(s.usedMemory),
         'above empty Redis': mib(s.usedMemory - empty.used),
+        'planner run ms': Math.round(s.planMs),
       }));
     const naiveLabel =
       added === REMINDERS
@@ -264,6 +274,7 @@ export async function run(): Promise<BenchResult> {
           'jobs in Redis': peak.jobs,
           'Redis used_memory': mib(peak.usedMemory),
           'above empty Redis': mib(peak.usedMemory - empty.used),
+          'planner run ms': Math.round(peak.planMs),
         },
         {
           run: `herald, mean over ${samples.length} steps`,
@@ -273,6 +284,7 @@ export async function run(): Promise<BenchResult> {
           'jobs in Redis': Math.round(meanJobs),
           'Redis used_memory': mib(mean),
           'above empty Redis': mib(mean - empty.used),
+          'planner run ms': Math.round(samples.reduce((a, s) => a + s.planMs, 0) / samples.length),
         },
         {
           run: naiveLabel,
@@ -280,12 +292,19 @@ export async function run(): Promise<BenchResult> {
           'jobs in Redis': added === REMINDERS ? naiveJobs : REMINDERS,
           'Redis used_memory': mib(naiveBytes),
           'above empty Redis': mib(naiveBytes - naiveEmpty.used),
+          'planner run ms': '',
         },
       ],
       notes: [
         `${REMINDERS} messages due evenly over ${DAYS} days (one every ${((DAYS * DAY_MS) / REMINDERS / 1000).toFixed(2)} s); horizon ${horizonMs / 1000} s, clock step ${stepMs / 1000} s, ${samples.length} planner runs in ${loopSeconds.toFixed(0)} s (seed ${seedSeconds.toFixed(0)} s); campaign COMPLETED by the sweeper with all ${REMINDERS} SENT`,
         `empty private redis-server: ${mib(empty.used)} used_memory; Herald's peak ${mib(peak.usedMemory)} (INFO used_memory_peak over the whole run incl. draining: ${mib(heraldPeakInfo)}), at most ${maxJobs} jobs in Redis (mean ${meanJobs.toFixed(0)})`,
         `Redis bytes per message pending in Postgres (least-squares slope over the ${samples.length} samples): Herald ${perPending.toFixed(3)} B; naive ${naivePerJob.toFixed(0)} B per delayed job`,
+        `planner run time vs messages pending (least-squares slope): ${(
+          slope(
+            samples.map((s) => s.pending),
+            samples.map((s) => s.planMs),
+          ) * 100_000
+        ).toFixed(0)} ms per 100,000 pending`,
         `naive / Herald peak: ${(naiveBytes / peak.usedMemory).toFixed(0)}× in used_memory, ${((naiveBytes - naiveEmpty.used) / (peak.usedMemory - empty.used)).toFixed(0)}× above an empty Redis; naive addBulk of ${added} jobs took ${naiveSeconds.toFixed(0)} s`,
       ],
     };

@@ -34,17 +34,23 @@ export interface SendBench {
   close(): Promise<void>;
 }
 
-export async function createSendBench(account: {
-  rate: number;
-  concurrency: number;
-}): Promise<SendBench> {
+export async function createSendBench(
+  account: {
+    rate: number;
+    concurrency: number;
+  },
+  options: {
+    /** Extra redis-server arguments for the private Redis, e.g. `['--hz', '100']`. */
+    redisArgs?: string[];
+  } = {},
+): Promise<SendBench> {
   const databaseName = uniqueName('herald_bench');
   const url = databaseUrl(databaseName);
   await migrate(url);
   const key = randomBytes(12).toString('hex');
   const provider = new RecordingProvider(key);
   await provider.start();
-  const redis = await PrivateRedis.start();
+  const redis = await PrivateRedis.start({ args: options.redisArgs });
   const accountsFile = join(tmpdir(), `herald-bench-${randomBytes(6).toString('hex')}.json`);
   await writeFile(
     accountsFile,

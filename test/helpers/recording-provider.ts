@@ -12,8 +12,11 @@ export class RecordingProvider {
   /** Arrival time (ms, performance.timeOrigin-based, sub-millisecond) of each message, in order. */
   readonly arrivals: number[] = [];
   readonly received = new Map<string, number>();
-  /** First arrival time (ms since the epoch, sub-millisecond) per message reference (our id). */
-  readonly arrivedAt = new Map<string, number>();
+  /**
+   * Wall-clock time (`Date.now()`, ms since the epoch) at which each reference first arrived: the
+   * clock the rest of Herald schedules by, for comparing arrivals with due times.
+   */
+  readonly firstArrivedAt = new Map<string, number>();
   requests = 0;
   private server: Server | undefined;
 
@@ -49,6 +52,7 @@ export class RecordingProvider {
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const at = performance.timeOrigin + performance.now();
+    const wallAt = Date.now();
     if (req.headers.authorization !== `Bearer ${this.apiKey}`)
       return { status: 401, body: { error: { code: 'UNAUTHORIZED', message: 'bad key' } } };
     const { messages } = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
@@ -62,7 +66,7 @@ export class RecordingProvider {
           this.arrivals.push(at);
           if (m.reference) {
             this.received.set(m.reference, (this.received.get(m.reference) ?? 0) + 1);
-            if (!this.arrivedAt.has(m.reference)) this.arrivedAt.set(m.reference, at);
+            if (!this.firstArrivedAt.has(m.reference)) this.firstArrivedAt.set(m.reference, wallAt);
           }
           return { id: `rec-${randomUUID()}`, status: 'accepted', segments: 1 };
         }),

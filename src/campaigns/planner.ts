@@ -65,16 +65,32 @@ export async function planCampaign(
 
     const now = clock.now();
     const horizonMs = Math.max(config.planHorizonMs, native ? nativeHorizonMs(native) : 0);
+    const limit = Math.min(PAGE_SIZE, budget);
     const page = await withTransaction(db.pool, async (client) => {
+      // Two range scans of the due index (message_due_idx) rather than one with
+      // `due_at IS NULL OR due_at <= $2`: Postgres cannot bound an index scan by an OR, and walked
+      // every pending message of the campaign to find the few due (measured: 700,000 index entries
+      // read for 115 rows at 1,000,000 pending; bench/reminder-redis.bench.ts).
       const { rows } = await client.query<PageRow>(
         `SELECT id, due_at, timezone FROM message
-         WHERE campaign_id = $1 AND status = 'PENDING' AND (due_at IS NULL OR due_at <= $2)
+         WHERE campaign_id = $1 AND status = 'PENDING' AND due_at IS NULL
          ORDER BY due_at NULLS FIRST, id
-         LIMIT $3
+         LIMIT $2
          FOR UPDATE SKIP LOCKED`,
-        [campaignId, new Date(now.getTime() + horizonMs), Math.min(PAGE_SIZE, budget)],
+        [campaignId, limit],
       );
-      const queued: Array<{ id: string; delayMs: number }> = [];
+      if (rows.length < limit) {
+        const timed = await client.query<PageRow>(
+          `SELECT id, due_at, timezone FROM message
+           WHERE campaign_id = $1 AND status = 'PENDING' AND due_at <= $2
+           ORDER BY due_at, id
+           LIMIT $3
+           FOR UPDATE SKIP LOCKED`,
+          [campaignId, new Date(now.getTime() + horizonMs), limit - rows.length],
+        );
+        rows.push(...timed.rows);
+      }
+      const queued: Array<{ id: string; at: Date | null }> = [];
       const deferred: Array<{ id: string; until: Date }> = [];
       const expired: Array<{ id: string; code: string; reason: string }> = [];
       for (const row of rows) {
@@ -85,9 +101,9 @@ export async function planCampaign(
           native,
         );
         if (decision.action === 'expire') expired.push({ id: row.id, ...decision });
-        else if (decision.action === 'send') queued.push({ id: row.id, delayMs: 0 });
+        else if (decision.action === 'send') queued.push({ id: row.id, at: null });
         else if (decision.until.getTime() - now.getTime() <= config.planHorizonMs)
-          queued.push({ id: row.id, delayMs: decision.until.getTime() - now.getTime() });
+          queued.push({ id: row.id, at: decision.until });
         else deferred.push({ id: row.id, until: decision.until });
       }
       await client.query(
@@ -110,12 +126,21 @@ export async function planCampaign(
         );
       return { size: rows.length, queued, deferred: deferred.length, expired: expired.length };
     });
-    if (page.size === 0) break;
-    if (page.queued.length > 0)
-      await queue.addBulk(page.queued.map((q) => sendJobOf(q.id, campaignId, q.delayMs)));
+    if (page.queued.length > 0) {
+      // BullMQ counts a delay from when the job is added, so it is measured now, after the
+      // claim's round trips: measured from `now` above, every job of a page went late by them.
+      const addedAt = clock.now().getTime();
+      await queue.addBulk(
+        page.queued.map((q) =>
+          sendJobOf(q.id, campaignId, q.at ? Math.max(0, q.at.getTime() - addedAt) : 0),
+        ),
+      );
+    }
     totals.enqueued += page.queued.length;
     totals.deferred += page.deferred;
     totals.expired += page.expired;
+    // A short page means nothing more is due: asking again would only walk the index twice.
+    if (page.size < limit) break;
   }
   if (totals.enqueued + totals.deferred + totals.expired > 0)
     context.logger.debug({ campaignId, ...totals }, 'planned messages');

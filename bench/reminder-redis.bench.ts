@@ -15,10 +15,10 @@
 //   BENCH_REMINDER_DAYS    span of their due times from "now" (default 30)
 //   BENCH_REMINDER_STEP_MS clock step between planner runs (default 6 h: 121 runs over 30 days).
 //                          Must be ≥ HERALD_PLAN_HORIZON_MS; equal to it (300000), every message
-//                          goes through the planner and Redis, but at 1,000,000 messages each
-//                          planner run costs ~0.5 s here (see BENCHMARKS.md), so 8,641 runs take
-//                          hours: use it with fewer messages over fewer days at the same density
-//                          (e.g. BENCH_REMINDERS=100000 BENCH_REMINDER_DAYS=3).
+//                          goes through the planner and Redis, but 8,641 planner runs (and
+//                          drains) over 30 days take a long time: use it with fewer messages over
+//                          fewer days at the same density (e.g. BENCH_REMINDERS=100000
+//                          BENCH_REMINDER_DAYS=3).
 //   BENCH_NAIVE_JOBS       jobs added for the naive baseline (default BENCH_REMINDERS); when
 //                          smaller, the baseline's bytes are extrapolated linearly to BENCH_REMINDERS
 //   HERALD_PLAN_HORIZON_MS read as Herald reads it (default 300000)

@@ -6,12 +6,13 @@ import { CsvRecordReader, type CsvHandlers } from '../csv/csv-records.js';
 import { ConflictError, UserError } from '../errors.js';
 import { MessageIdGenerator } from '../messages/message-id.js';
 import { normalisePhone } from '../messages/phone.js';
-import { countSegments } from '../messages/segments.js';
+import { gsmSegments, gsmSeptets, textLength, ucs2Segments } from '../messages/segments.js';
 import { compileTemplate, fieldName, templateFields } from '../messages/template.js';
 import { isValidTimeZone, parseSendTime } from '../messages/zoned-time.js';
 import { providerDefinitions } from '../providers/registry.js';
 import type { AppContext } from '../runtime/context.js';
 import { getCampaign } from './campaign-service.js';
+import { NumberFilter } from './import-number-filter.js';
 import { UploadGuard } from './upload-guard.js';
 
 /** Header names recognised as the phone column, in order of preference (after normalising). */
@@ -40,8 +41,12 @@ const TIMEZONE_COLUMN = 'timezone';
 const REPORTED_REJECTIONS = 100;
 /** Rows checked in memory before they are stored: one batch is stored while the next is checked. */
 const BATCH_ROWS = 20_000;
+/** …or fewer, when their text reaches this many characters (rows can be long). */
+const BATCH_CHARS = 16 * 1024 * 1024;
 /** COPY text is built in pieces of about this many characters. */
 const COPY_CHUNK_CHARS = 64 * 1024;
+/** First key of the transaction-level advisory lock that lets one import at a time into a campaign. */
+const IMPORT_LOCK = 0x48524c44; // "HRLD"
 
 export interface Rejection {
   /** Line in the file where the row ends (1 = header). */
@@ -76,14 +81,15 @@ interface Columns {
  * Streams a CSV into the campaign's recipients with memory that does not grow with the file.
  *
  * Every row is checked here (number → E.164, fields the template needs, the rendered message's
- * length against the provider's limit, send time), given its message id, and written, good or
- * bad, through COPY into a temporary staging table, a batch at a time. One INSERT … SELECT per
- * batch then moves the good rows into `message`: numbers on the suppression list are skipped, and
- * the first row per number wins (a number repeated within the batch is marked here; one already in
- * the campaign, from an earlier batch or import, collapses on its unique key); the bad rows go to
- * `import_rejection` with their line and reason. Each batch is stored while the next is checked.
- * All of it is one transaction: an import either completes with every good row in, or (file too
- * large, not UTF-8, no valid rows…) leaves nothing behind.
+ * length against the provider's limit, send time) and given its message id, a batch at a time;
+ * the first good row per number in the batch is kept. Each batch is then stored while the next is
+ * checked: its numbers are looked up on the suppression list (skipped and counted) and, where they
+ * may repeat a number already in the campaign (from an earlier batch: a fixed-size filter says
+ * which may; from an earlier import: all of them), in the campaign (skipped: the first row wins);
+ * the rest go straight into `message` with COPY, and the bad rows into `import_rejection` with
+ * their line and reason. One import at a time per campaign (an advisory lock), so nothing else can
+ * add the same number meanwhile. All of it is one transaction: an import either completes with
+ * every good row in, or (file too large, not UTF-8, no valid rows…) leaves nothing behind.
  */
 export async function importRecipients(
   context: AppContext,
@@ -119,29 +125,41 @@ export async function importRecipients(
   try {
     await client.query('BEGIN');
     // These statements are planned in well under a millisecond; compiling them (JIT, which their
-    // cost estimates invite) took ~40 ms per batch.
+    // cost estimates can invite) took ~40 ms per batch.
     await client.query('SET LOCAL jit = off');
-    await client.query(
-      `CREATE TEMP TABLE import_staging (
-         line int, id uuid, phone text, fields jsonb, due_at timestamptz, timezone text, segments int,
-         repeated boolean, reason text, raw text, suppressed boolean NOT NULL DEFAULT false
-       ) ON COMMIT DROP`,
+    await client.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [IMPORT_LOCK, campaignId]);
+    const existing = await client.query<{ any: boolean }>(
+      'SELECT EXISTS (SELECT 1 FROM message WHERE campaign_id = $1) AS any',
+      [campaignId],
     );
+    const store: Store = {
+      client,
+      campaignId,
+      importId: '',
+      checkEveryNumber: existing.rows[0]!.any,
+      stored: new NumberFilter(),
+    };
     const totals: Totals = { rows: 0, valid: 0, rejected: 0, suppressed: 0, accepted: 0 };
     const rejections: Rejection[] = [];
     let checker: RowChecker | undefined;
-    let importId: string | undefined;
-    let batch = new Batch();
+    const ids = new MessageIdGenerator();
+    const newBatch = () => new Batch(campaignId, ids);
+    let batch = newBatch();
     /** Batches filled while reading the last piece of the file, waiting to be stored. */
     const full: Batch[] = [];
     const count = (b: Batch) => {
-      if (b.rows >= batchRows) {
+      if (b.rows >= batchRows || b.chars >= BATCH_CHARS) {
         full.push(b);
-        batch = new Batch();
+        batch = newBatch();
       }
     };
+    let lastRejectedLine = 0;
     const reject = (line: number, reason: string, raw: string) => {
-      batch.reject(line, reason, raw);
+      totals.rows++;
+      totals.rejected++;
+      // Lines only increase; should one ever repeat, its row is counted but stored once.
+      if (line > lastRejectedLine) batch.reject(line, reason, raw);
+      lastRejectedLine = Math.max(line, lastRejectedLine);
       if (rejections.length < REPORTED_REJECTIONS) rejections.push({ line, reason });
       count(batch);
     };
@@ -151,9 +169,11 @@ export async function importRecipients(
           checker = new RowChecker(findColumns(fields, options.phoneColumn, needed), rules);
           return;
         }
-        const reason = checker.check(fields, line, batch);
-        if (reason) reject(line, reason, raw);
-        else count(batch);
+        const reason = checker.check(fields, batch);
+        if (reason) return reject(line, reason, raw);
+        totals.rows++;
+        totals.valid++;
+        count(batch);
       },
       malformed: reject,
     };
@@ -169,8 +189,8 @@ export async function importRecipients(
           `no header row: the first ${rows.rows} lines are not CSV`,
         );
       }
-      importId ??= await createImport(client, campaignId, checker.columns);
-      storing = storeBatch(client, importId, campaignId, rows, totals);
+      store.importId ||= await createImport(client, campaignId, checker.columns);
+      storing = storeBatch(store, rows, totals);
       storing.catch(() => {}); // surfaces at the next await of `storing`
     };
 
@@ -193,7 +213,7 @@ export async function importRecipients(
     while (full.length > 0) await handOver(full.shift()!);
     if (batch.rows > 0) await handOver(batch);
     await storing;
-    importId ??= await createImport(client, campaignId, checker.columns);
+    const importId = (store.importId ||= await createImport(client, campaignId, checker.columns));
 
     rejections.sort((a, b) => a.line - b.line);
     if (totals.valid === 0) {
@@ -274,117 +294,177 @@ async function createImport(
   return created.rows[0]!.id;
 }
 
+/** The import's state that each batch's storing needs. */
+interface Store {
+  client: pg.PoolClient;
+  campaignId: string;
+  importId: string;
+  /** The campaign had recipients before this import: look every number up. */
+  checkEveryNumber: boolean;
+  /** Numbers this import has stored so far. */
+  stored: NumberFilter;
+}
+
+/** A good row, checked. */
+interface GoodRow {
+  phone: string;
+  /** JSON, escaped for COPY. */
+  fields: string;
+  dueAt: Date | undefined;
+  timezone: string;
+  segments: number;
+}
+
 /**
- * One batch of checked rows as COPY text for the staging table (tab-separated, \N for null,
- * backslash escapes), with its counts and the numbers seen in it.
+ * One batch of checked rows: the first good row per number as COPY text for `message` (tab-
+ * separated, \N for null, backslash escapes), the bad rows, and counts.
  */
 class Batch {
+  rows = 0;
+  /** Characters held, roughly. */
+  chars = 0;
+  /** Each number's first row in the batch, by its index (the order of the COPY text). */
+  readonly firstRows = new Map<string, number>();
+  /** Good rows in the batch with the number of each first row (it and its repeats). */
+  readonly rowsPerNumber: number[] = [];
+  readonly rejections: Array<{ line: number; reason: string; raw: string }> = [];
+  /** Where each first row's COPY text ends, in bytes. */
+  private readonly ends: number[] = [];
+  private bytes = 0;
   /** COPY text already encoded: off the JavaScript heap, so memory and garbage collection stay
    * small (the same rows kept as strings until stored took 340 MB and 6 s of collection). */
   private readonly chunks: Buffer[] = [];
   private text = '';
-  rows = 0;
-  valid = 0;
-  rejected = 0;
-  /** Numbers of this batch's good rows: a number seen before in the batch is marked repeated. */
-  private readonly phones = new Set<string>();
 
-  add(
-    line: number,
-    id: string,
-    phone: string,
-    fields: string,
-    dueAt: Date | undefined,
-    timezone: string,
-    segments: number,
-  ): void {
-    const repeated = this.phones.has(phone);
-    if (!repeated) this.phones.add(phone);
+  constructor(
+    private readonly campaignId: string,
+    private readonly ids: MessageIdGenerator,
+  ) {}
+
+  add(row: GoodRow): void {
     this.rows++;
-    this.valid++;
-    this.append(
-      `${line}\t${id}\t${phone}\t${fields}\t${dueAt ? dueAt.toISOString() : '\\N'}\t${timezone || '\\N'}\t${segments}\t${repeated ? 't' : 'f'}\t\\N\t\\N\n`,
-    );
+    const first = this.firstRows.get(row.phone);
+    if (first !== undefined) {
+      this.rowsPerNumber[first]!++;
+      return;
+    }
+    this.firstRows.set(row.phone, this.ends.length);
+    this.rowsPerNumber.push(1);
+    const line = `${this.ids.next()}\t${this.campaignId}\t${row.phone}\t${row.fields}\t${row.dueAt ? row.dueAt.toISOString() : '\\N'}\t${row.timezone || '\\N'}\t${row.segments}\n`;
+    this.bytes += Buffer.byteLength(line);
+    this.ends.push(this.bytes);
+    this.chars += line.length;
+    this.text += line;
+    if (this.text.length >= COPY_CHUNK_CHARS) this.encode();
   }
 
   reject(line: number, reason: string, raw: string): void {
     this.rows++;
-    this.rejected++;
-    this.append(
-      `${line}\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t${copyText(reason)}\t${copyText(raw)}\n`,
-    );
+    this.chars += raw.length + reason.length;
+    this.rejections.push({ line, reason, raw });
   }
 
-  /** The COPY text, in pieces. */
-  pieces(): Buffer[] {
-    if (this.text) {
-      this.chunks.push(Buffer.from(this.text));
-      this.text = '';
+  /** The COPY text for `message`, leaving out the first rows at `skip` (their indexes). */
+  *copyText(skip: number[]): Generator<Buffer> {
+    this.encode();
+    if (skip.length === 0) {
+      yield* this.chunks;
+      return;
     }
-    return this.chunks;
+    const all = Buffer.concat(this.chunks);
+    let from = 0;
+    for (const i of skip.sort((a, b) => a - b)) {
+      const start = i === 0 ? 0 : this.ends[i - 1]!;
+      if (start > from) yield all.subarray(from, start);
+      from = this.ends[i]!;
+    }
+    if (from < all.length) yield all.subarray(from);
   }
 
-  private append(line: string): void {
-    this.text += line;
-    if (this.text.length >= COPY_CHUNK_CHARS) {
-      this.chunks.push(Buffer.from(this.text));
-      this.text = '';
-    }
+  private encode(): void {
+    if (this.text) this.chunks.push(Buffer.from(this.text));
+    this.text = '';
   }
 }
 
 /**
- * Stores one batch: COPY into the staging table; mark (and count) suppressed numbers; one
- * statement moves the good rows into `message` (first row per number: not repeated within the
- * batch, not already in the campaign, which collapses on its unique key) and counts them; the bad
- * rows go to `import_rejection`.
+ * Stores one batch: its numbers that are suppressed, or may repeat one already in the campaign,
+ * are looked up; the other first rows go into `message` by COPY, and the bad rows into
+ * `import_rejection`.
  */
-async function storeBatch(
+async function storeBatch(store: Store, batch: Batch, totals: Totals): Promise<void> {
+  const { client, campaignId } = store;
+  const numbers = [...batch.firstRows.keys()];
+  const skip: number[] = [];
+  if (numbers.length > 0) {
+    const suppressed = await client.query<{ phone: string }>(
+      // E.164 numbers hold no commas: a list is cheaper to send and read than an array literal.
+      `SELECT phone FROM suppression WHERE phone = ANY(string_to_array($1, ','))`,
+      [numbers.join(',')],
+    );
+    const isSuppressed = new Set<string>();
+    for (const { phone } of suppressed.rows) {
+      const first = batch.firstRows.get(phone)!;
+      isSuppressed.add(phone);
+      skip.push(first);
+      totals.suppressed += batch.rowsPerNumber[first]!;
+    }
+    const candidates = numbers.filter(
+      (phone) =>
+        !isSuppressed.has(phone) && (store.checkEveryNumber || store.stored.mightHave(phone)),
+    );
+    if (candidates.length > 0) {
+      // One index lookup per number (OFFSET 0 keeps the planner from joining instead: its
+      // statistics cannot know about the rows this transaction has added).
+      const present = await client.query<{ phone: string }>(
+        `SELECT phone FROM unnest(string_to_array($2, ',')) AS candidate (phone)
+         WHERE EXISTS (SELECT 1 FROM message m WHERE m.campaign_id = $1 AND m.phone = candidate.phone OFFSET 0)`,
+        [campaignId, candidates.join(',')],
+      );
+      for (const { phone } of present.rows) skip.push(batch.firstRows.get(phone)!);
+    }
+  }
+  if (skip.length < numbers.length) {
+    totals.accepted += await copyIn(
+      client,
+      'COPY message (id, campaign_id, phone, fields, due_at, timezone, segments) FROM STDIN',
+      batch.copyText(skip),
+    );
+    const skipped = new Set(skip);
+    numbers.forEach((phone, i) => {
+      if (!skipped.has(i)) store.stored.add(phone);
+    });
+  }
+  if (batch.rejections.length > 0) {
+    const prefix = `${store.importId}\t`;
+    const text = batch.rejections.map(
+      (r) => `${prefix}${r.line}\t${copyText(r.reason)}\t${copyText(r.raw)}\n`,
+    );
+    await copyIn(
+      client,
+      'COPY import_rejection (import_id, line, reason, raw) FROM STDIN',
+      (function* () {
+        for (let i = 0; i < text.length; i += 1000) yield text.slice(i, i + 1000).join('');
+      })(),
+    );
+  }
+}
+
+/** Runs a COPY … FROM STDIN with the given text; returns the rows copied. */
+async function copyIn(
   client: pg.PoolClient,
-  importId: string,
-  campaignId: string,
-  batch: Batch,
-  totals: Totals,
-): Promise<void> {
-  const copy = client.query(
-    copyFrom(
-      'COPY import_staging (line, id, phone, fields, due_at, timezone, segments, repeated, reason, raw) FROM STDIN',
-    ),
-  );
+  sql: string,
+  pieces: Iterable<Buffer | string>,
+): Promise<number> {
+  const copy = client.query(copyFrom(sql));
   // Errors surface through once(); on the abort path nobody is left to tell.
   copy.on('error', () => {});
-  for (const piece of batch.pieces()) {
+  for (const piece of pieces) {
     if (!copy.write(piece)) await once(copy, 'drain');
   }
   copy.end();
   await once(copy, 'finish');
-  if (batch.valid > 0) {
-    const suppressed = await client.query(
-      `UPDATE import_staging st SET suppressed = true
-       FROM suppression s WHERE s.phone = st.phone AND st.reason IS NULL`,
-    );
-    const inserted = await client.query(
-      `INSERT INTO message (id, campaign_id, phone, fields, due_at, timezone, segments)
-       SELECT id, $1::uuid, phone, fields, due_at, timezone, segments FROM import_staging
-       WHERE reason IS NULL AND NOT repeated AND NOT suppressed
-       ON CONFLICT (campaign_id, phone) DO NOTHING`,
-      [campaignId],
-    );
-    totals.suppressed += suppressed.rowCount ?? 0;
-    totals.accepted += inserted.rowCount ?? 0;
-  }
-  if (batch.rejected > 0) {
-    await client.query(
-      `INSERT INTO import_rejection (import_id, line, reason, raw)
-       SELECT $1, line, reason, raw FROM import_staging WHERE reason IS NOT NULL
-       ON CONFLICT DO NOTHING`,
-      [importId],
-    );
-  }
-  await client.query('TRUNCATE import_staging');
-  totals.rows += batch.rows;
-  totals.valid += batch.valid;
-  totals.rejected += batch.rejected;
+  return copy.rowCount;
 }
 
 interface RowRules {
@@ -409,7 +489,11 @@ class RowChecker {
   private readonly fieldColumns: number[];
   /** `{"name":` or `,"name":` for each field column. */
   private readonly fieldKeys: string[];
-  private readonly ids = new MessageIdGenerator();
+  /** The template's own text: UTF-16 units, and GSM-7 septets (-1: not GSM-7). */
+  private readonly literalUnits: number;
+  private readonly literalSeptets: number;
+  /** The values filling the placeholders of the row being checked. */
+  private readonly values: string[];
 
   constructor(
     readonly columns: Columns,
@@ -429,10 +513,14 @@ class RowChecker {
     this.fieldKeys = [...fieldColumn.keys()].map(
       (name, k) => `${k === 0 ? '{' : ','}${JSON.stringify(name)}:`,
     );
+    const literals = this.literals.join('');
+    this.literalUnits = literals.length;
+    this.literalSeptets = gsmSeptets(literals);
+    this.values = template.fields.map(() => '');
   }
 
   /** Adds the row to the batch if it is good; else returns why not. */
-  check(record: string[], line: number, batch: Batch): string | undefined {
+  check(record: string[], batch: Batch): string | undefined {
     const { columns, rules } = this;
     if (record.length !== columns.names.length) {
       return `expected ${columns.names.length} columns, found ${record.length}`;
@@ -440,21 +528,28 @@ class RowChecker {
     const phone = normalisePhone(record[columns.phone]!, rules.region);
     if (!phone.ok) return phone.reason;
 
-    let body = this.literals[0]!;
+    // The message's length and segments come from the template's own text, counted once, and
+    // the values; the message itself is put together only when it may be too long.
+    let units = this.literalUnits;
+    let septets = this.literalSeptets;
     for (let k = 0; k < this.placeholderColumns.length; k++) {
       const column = this.placeholderColumns[k]!;
       const value = column < 0 ? '' : record[column]!.trim();
       if (value === '') {
         return `empty value for {{${this.placeholders[k]}}}, which the template uses`;
       }
-      body += value + this.literals[k + 1]!;
+      this.values[k] = value;
+      units += value.length;
+      if (septets >= 0) {
+        const more = gsmSeptets(value);
+        septets = more < 0 ? -1 : septets + more;
+      }
     }
-    if (
-      rules.maxBody !== undefined &&
-      body.length > rules.maxBody &&
-      [...body].length > rules.maxBody
-    ) {
-      return `the message would be ${[...body].length} characters; the account's provider accepts at most ${rules.maxBody}`;
+    if (rules.maxBody !== undefined && units > rules.maxBody) {
+      const length = textLength(this.render());
+      if (length > rules.maxBody) {
+        return `the message would be ${length} characters; the account's provider accepts at most ${rules.maxBody}`;
+      }
     }
 
     const timezone = columns.timezone >= 0 ? record[columns.timezone]!.trim() : '';
@@ -478,16 +573,16 @@ class RowChecker {
     fields += '}';
     // JSON escapes every control character, so only its backslashes need escaping for COPY.
     if (fields.includes('\\')) fields = fields.replace(/\\/g, '\\\\');
-    batch.add(
-      line,
-      this.ids.next(),
-      phone.e164,
-      fields,
-      dueAt,
-      timezone,
-      countSegments(body).segments,
-    );
+    const segments = septets >= 0 ? gsmSegments(septets) : ucs2Segments(units);
+    batch.add({ phone: phone.e164, fields, dueAt, timezone, segments });
     return undefined;
+  }
+
+  /** The message for the values of the row being checked. */
+  private render(): string {
+    let body = this.literals[0]!;
+    for (let k = 0; k < this.values.length; k++) body += this.values[k]! + this.literals[k + 1]!;
+    return body;
   }
 }
 

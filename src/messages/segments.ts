@@ -29,24 +29,31 @@ export interface SegmentInfo {
 }
 
 export function countSegments(body: string): SegmentInfo {
-  // A table lookup per code unit (an import counts a million messages).
+  const septets = gsmSeptets(body);
+  if (septets >= 0) return { encoding: 'GSM-7', units: septets, segments: gsmSegments(septets) };
+  const units = body.length; // UTF-16 code units; a character outside the BMP takes two
+  return { encoding: 'UCS-2', units, segments: ucs2Segments(units) };
+}
+
+/**
+ * Septets `text` takes in GSM-7, or -1 when a character of it is not in GSM-7 (the message is then
+ * UCS-2). A table lookup per code unit: an import counts a million messages.
+ */
+export function gsmSeptets(text: string): number {
   let septets = 0;
-  let gsm = true;
-  for (let i = 0; i < body.length; i++) {
-    const n = SEPTETS[body.charCodeAt(i)]!;
-    if (n === 0) {
-      gsm = false;
-      break;
-    }
+  for (let i = 0; i < text.length; i++) {
+    const n = SEPTETS[text.charCodeAt(i)]!;
+    if (n === 0) return -1;
     septets += n;
   }
-  if (gsm) {
-    return {
-      encoding: 'GSM-7',
-      units: septets,
-      segments: septets <= 160 ? 1 : Math.ceil(septets / 153),
-    };
-  }
-  const units = body.length; // UTF-16 code units; a character outside the BMP takes two
-  return { encoding: 'UCS-2', units, segments: units <= 70 ? 1 : Math.ceil(units / 67) };
+  return septets;
+}
+
+export function gsmSegments(septets: number): number {
+  return septets <= 160 ? 1 : Math.ceil(septets / 153);
+}
+
+/** `units`: UTF-16 code units. */
+export function ucs2Segments(units: number): number {
+  return units <= 70 ? 1 : Math.ceil(units / 67);
 }

@@ -115,14 +115,23 @@ describe('recipient import', () => {
       `INSERT INTO suppression (phone, reason) VALUES ('+61412000902', 'STOP reply') ON CONFLICT DO NOTHING`,
     );
     const csv =
-      'phone,first_name\n0412000903,C\n0412000902,B\n0412000901,A\n0412000902,B again\n0412000903,C again\n';
+      'phone,first_name\n0412000903,Zoë\n0412000902,B\nbad,X\n0412000901,Añil 😀\n0412000902,B again\n0412000903,C again\n';
     const { campaign, report } = await run(csv);
-    expect(report).toMatchObject({ rows: 5, accepted: 2, suppressed: 2, duplicates: 1 });
-    const rows = await env.query<{ phone: string }>(
-      'SELECT phone FROM message WHERE campaign_id = $1 ORDER BY id',
+    expect(report).toMatchObject({
+      rows: 6,
+      accepted: 2,
+      rejected: 1,
+      suppressed: 2,
+      duplicates: 1,
+    });
+    const rows = await env.query<{ phone: string; fields: { first_name: string } }>(
+      'SELECT phone, fields FROM message WHERE campaign_id = $1 ORDER BY id',
       [campaign.id],
     );
-    expect(rows.map((r) => r.phone)).toEqual(['+61412000903', '+61412000901']);
+    expect(rows.map((r) => [r.phone, r.fields.first_name])).toEqual([
+      ['+61412000903', 'Zoë'],
+      ['+61412000901', 'Añil 😀'],
+    ]);
   });
 
   it('keeps the first row per number across batches when the campaign already has recipients', async () => {

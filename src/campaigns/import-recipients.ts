@@ -137,7 +137,7 @@ export async function importRecipients(
       campaignId,
       importId: '',
       checkEveryNumber: existing.rows[0]!.any,
-      stored: new NumberFilter(),
+      seen: new NumberFilter(),
     };
     const totals: Totals = { rows: 0, valid: 0, rejected: 0, suppressed: 0, accepted: 0 };
     const rejections: Rejection[] = [];
@@ -301,8 +301,8 @@ interface Store {
   importId: string;
   /** The campaign had recipients before this import: look every number up. */
   checkEveryNumber: boolean;
-  /** Numbers this import has stored so far. */
-  stored: NumberFilter;
+  /** Numbers this import has seen in its batches so far. */
+  seen: NumberFilter;
 }
 
 /** A good row, checked. */
@@ -328,9 +328,9 @@ class Batch {
   /** Good rows in the batch with the number of each first row (it and its repeats). */
   readonly rowsPerNumber: number[] = [];
   readonly rejections: Array<{ line: number; reason: string; raw: string }> = [];
-  /** Where each first row's COPY text ends, in bytes. */
+  /** Where each first row's COPY text ends, in characters. */
   private readonly ends: number[] = [];
-  private bytes = 0;
+  private copyChars = 0;
   /** COPY text already encoded: off the JavaScript heap, so memory and garbage collection stay
    * small (the same rows kept as strings until stored took 340 MB and 6 s of collection). */
   private readonly chunks: Buffer[] = [];
@@ -351,9 +351,9 @@ class Batch {
     this.firstRows.set(row.phone, this.ends.length);
     this.rowsPerNumber.push(1);
     const line = `${this.ids.next()}\t${this.campaignId}\t${row.phone}\t${row.fields}\t${row.dueAt ? row.dueAt.toISOString() : '\\N'}\t${row.timezone || '\\N'}\t${row.segments}\n`;
-    this.bytes += Buffer.byteLength(line);
-    this.ends.push(this.bytes);
     this.chars += line.length;
+    this.copyChars += line.length;
+    this.ends.push(this.copyChars);
     this.text += line;
     if (this.text.length >= COPY_CHUNK_CHARS) this.encode();
   }
@@ -365,20 +365,20 @@ class Batch {
   }
 
   /** The COPY text for `message`, leaving out the first rows at `skip` (their indexes). */
-  *copyText(skip: number[]): Generator<Buffer> {
+  copyText(skip: number[]): Buffer[] {
     this.encode();
-    if (skip.length === 0) {
-      yield* this.chunks;
-      return;
-    }
-    const all = Buffer.concat(this.chunks);
+    if (skip.length === 0) return this.chunks;
+    // Rare enough (suppressed numbers, repeats of earlier rows) to cut the text as characters.
+    const all = Buffer.concat(this.chunks).toString();
+    const pieces: Buffer[] = [];
     let from = 0;
     for (const i of skip.sort((a, b) => a - b)) {
       const start = i === 0 ? 0 : this.ends[i - 1]!;
-      if (start > from) yield all.subarray(from, start);
+      if (start > from) pieces.push(Buffer.from(all.slice(from, start)));
       from = this.ends[i]!;
     }
-    if (from < all.length) yield all.subarray(from);
+    if (from < all.length) pieces.push(Buffer.from(all.slice(from)));
+    return pieces;
   }
 
   private encode(): void {
@@ -409,9 +409,9 @@ async function storeBatch(store: Store, batch: Batch, totals: Totals): Promise<v
       skip.push(first);
       totals.suppressed += batch.rowsPerNumber[first]!;
     }
+    // Every number goes into the filter (one seen but not stored only costs a lookup later).
     const candidates = numbers.filter(
-      (phone) =>
-        !isSuppressed.has(phone) && (store.checkEveryNumber || store.stored.mightHave(phone)),
+      (phone) => (store.seen.add(phone) || store.checkEveryNumber) && !isSuppressed.has(phone),
     );
     if (candidates.length > 0) {
       // One index lookup per number (OFFSET 0 keeps the planner from joining instead: its
@@ -430,10 +430,6 @@ async function storeBatch(store: Store, batch: Batch, totals: Totals): Promise<v
       'COPY message (id, campaign_id, phone, fields, due_at, timezone, segments) FROM STDIN',
       batch.copyText(skip),
     );
-    const skipped = new Set(skip);
-    numbers.forEach((phone, i) => {
-      if (!skipped.has(i)) store.stored.add(phone);
-    });
   }
   if (batch.rejections.length > 0) {
     const prefix = `${store.importId}\t`;

@@ -43,6 +43,8 @@ const REPORTED_REJECTIONS = 100;
 const BATCH_ROWS = 20_000;
 /** …or fewer, when their text reaches this many characters (rows can be long). */
 const BATCH_CHARS = 16 * 1024 * 1024;
+/** The file is read in pieces of at most this many characters. */
+const READ_PIECE_CHARS = 16 * 1024;
 /** COPY text is built in pieces of about this many characters. */
 const COPY_CHUNK_CHARS = 64 * 1024;
 /** First key of the transaction-level advisory lock that lets one import at a time into a campaign. */
@@ -199,8 +201,15 @@ export async function importRecipients(
     const reader = new CsvRecordReader();
     const decoder = new TextDecoder();
     for await (const chunk of guarded as AsyncIterable<Buffer>) {
-      reader.push(decoder.decode(chunk, { stream: true }), handlers);
-      while (full.length > 0) await handOver(full.shift()!);
+      // Read in small pieces, letting the event loop run between them: the batch being stored
+      // needs it (its COPY data is written, and Postgres's answers read, only when it runs), and
+      // a 64 KiB piece kept it away ~10 ms. Postgres idled ~1 s less per 1,000,000 rows.
+      const text = decoder.decode(chunk, { stream: true });
+      for (let at = 0; at < text.length; at += READ_PIECE_CHARS) {
+        reader.push(text.slice(at, at + READ_PIECE_CHARS), handlers);
+        while (full.length > 0) await handOver(full.shift()!);
+        await new Promise(setImmediate);
+      }
     }
     reader.push(decoder.decode(), handlers);
     reader.end(handlers);

@@ -203,7 +203,7 @@ export async function importRecipients(
     for await (const chunk of guarded as AsyncIterable<Buffer>) {
       // Read in small pieces, letting the event loop run between them: the batch being stored
       // needs it (its COPY data is written, and Postgres's answers read, only when it runs), and
-      // a 64 KiB piece kept it away ~10 ms. Postgres idled ~1 s less per 1,000,000 rows.
+      // a 64 KiB piece kept it away ~10 ms. Postgres idled ~0.7 s less per 1,000,000 rows.
       const text = decoder.decode(chunk, { stream: true });
       for (let at = 0; at < text.length; at += READ_PIECE_CHARS) {
         reader.push(text.slice(at, at + READ_PIECE_CHARS), handlers);

@@ -110,6 +110,103 @@ describe('recipient import', () => {
     expect(rows.map((r) => r.fields.first_name)).toEqual(['First', 'B', 'D']);
   });
 
+  it('counts every row of a suppressed number, and keeps file order in the message ids', async () => {
+    await env.query(
+      `INSERT INTO suppression (phone, reason) VALUES ('+61412000902', 'STOP reply') ON CONFLICT DO NOTHING`,
+    );
+    const csv =
+      'phone,first_name\n0412000903,Zoë\n0412000902,B\nbad,X\n0412000901,Añil 😀\n0412000902,B again\n0412000903,C again\n';
+    const { campaign, report } = await run(csv);
+    expect(report).toMatchObject({
+      rows: 6,
+      accepted: 2,
+      rejected: 1,
+      suppressed: 2,
+      duplicates: 1,
+    });
+    const rows = await env.query<{ phone: string; fields: { first_name: string } }>(
+      'SELECT phone, fields FROM message WHERE campaign_id = $1 ORDER BY id',
+      [campaign.id],
+    );
+    expect(rows.map((r) => [r.phone, r.fields.first_name])).toEqual([
+      ['+61412000903', 'Zoë'],
+      ['+61412000901', 'Añil 😀'],
+    ]);
+  });
+
+  it('keeps the first row per number across batches when the campaign already has recipients', async () => {
+    const campaign = await newCampaign();
+    await importRecipients(
+      env.context,
+      campaign.id,
+      Readable.from(['phone,first_name\n0412000951,Earlier\n']),
+    );
+    const csv =
+      'phone,first_name\n0412000952,A\n0412000951,Again\n0412000953,B\n0412000952,A again\n0412000954,C\n';
+    const report = await importRecipients(env.context, campaign.id, Readable.from([csv]), {
+      batchRows: 2,
+    });
+    expect(report).toMatchObject({ rows: 5, accepted: 3, duplicates: 2 });
+    const rows = await env.query<{ phone: string; fields: { first_name: string } }>(
+      'SELECT phone, fields FROM message WHERE campaign_id = $1 ORDER BY phone',
+      [campaign.id],
+    );
+    expect(rows.map((r) => r.fields.first_name)).toEqual(['Earlier', 'A', 'B', 'C']);
+  });
+
+  it('imports into one campaign one file at a time, so overlapping lists collapse', async () => {
+    const campaign = await newCampaign();
+    const list = (from: number) => {
+      const lines = ['phone,first_name'];
+      for (let i = from; i < from + 3000; i++)
+        lines.push(`0413${String(i).padStart(6, '0')},N${i}`);
+      return `${lines.join('\n')}\n`;
+    };
+    const reports = await Promise.all(
+      [0, 1500, 2000].map((from) =>
+        importRecipients(env.context, campaign.id, Readable.from([list(from)]), {
+          batchRows: 500,
+        }),
+      ),
+    );
+    expect(reports.reduce((n, r) => n + r.accepted, 0)).toBe(5000);
+    expect(reports.reduce((n, r) => n + r.duplicates, 0)).toBe(4000);
+    const count = await env.query<{ n: string }>(
+      'SELECT count(*) AS n FROM message WHERE campaign_id = $1',
+      [campaign.id],
+    );
+    expect(Number(count[0]!.n)).toBe(5000);
+  });
+
+  it('reports malformed CSV rows by line and imports the rows after them', async () => {
+    const csv = [
+      'phone,first_name',
+      '0412000961,"Ann ""Annie"" Lee"', // 2: ok, quotes inside a quoted field
+      '0412000962,Bob "the builder"', // 3: a quote inside an unquoted field
+      '0412000963,"Cy" Jones', // 4: text after a closing quote
+      '0412000964,"Di', // 5: a quote never closed
+      '0412000965,Ed', // 6: ok
+    ].join('\r\n');
+    const { campaign, report } = await run(csv);
+    expect(report).toMatchObject({ rows: 5, accepted: 2, rejected: 3 });
+    expect(report.rejections.map((r) => r.line)).toEqual([3, 4, 5]);
+    expect(report.rejections[0]!.reason).toMatch(/^malformed CSV: a quote inside a field/);
+    const stored = await env.query<{ line: number; raw: string }>(
+      `SELECT line, raw FROM import_rejection WHERE import_id = $1 ORDER BY line`,
+      [report.importId],
+    );
+    expect(stored).toEqual([
+      { line: 3, raw: '0412000962,Bob "the builder"' },
+      { line: 4, raw: '0412000963,"Cy" Jones' },
+      { line: 5, raw: '0412000964,"Di' },
+    ]);
+    const rows = await env.query<{ fields: { first_name: string } }>(
+      'SELECT fields FROM message WHERE campaign_id = $1 ORDER BY phone',
+      [campaign.id],
+    );
+    expect(rows.map((r) => r.fields.first_name)).toEqual(['Ann "Annie" Lee', 'Ed']);
+  });
+
   it('uses the phone column it is told to', async () => {
     const { report } = await run(
       'home,cell,first_name\n0298765432,0412000201,Al\n',

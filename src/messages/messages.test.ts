@@ -1,6 +1,7 @@
 import { parsePhoneNumberFromString } from 'libphonenumber-js/max';
 import { describe, expect, it } from 'vitest';
 import { normalisePhone } from './phone.js';
+import { MessageIdGenerator } from './message-id.js';
 import { countSegments } from './segments.js';
 import { parseSendTime, zonedTimeToUtc } from './zoned-time.js';
 
@@ -95,5 +96,22 @@ describe('send times in time zones', () => {
         'Australia/Sydney',
       ).toISOString(),
     ).toBe('2026-04-04T15:30:00.000Z');
+  });
+});
+
+describe('message ids', () => {
+  it('are UUIDv7 with the time in front, increasing even within a millisecond', () => {
+    let now = Date.UTC(2026, 11, 1);
+    const ids = new MessageIdGenerator(() => now);
+    const made = Array.from({ length: 10_000 }, () => ids.next()); // > 4096: borrows the next ms
+    for (const id of made) {
+      expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    }
+    expect(parseInt(made[0]!.replace('-', '').slice(0, 12), 16)).toBe(now);
+    expect([...made].sort()).toEqual(made);
+    expect(new Set(made).size).toBe(made.length);
+    now -= 5; // the clock steps back: still increasing
+    const later = ids.next();
+    expect(later > made.at(-1)!).toBe(true);
   });
 });

@@ -41,19 +41,25 @@ export async function startWorkers(
   };
 }
 
-/** worker.close() waits for active jobs with no limit of its own: bound it. */
+/**
+ * worker.close() waits for active jobs with no limit of its own: bound it. On timeout we stop
+ * waiting rather than call close(true): once close() has begun, BullMQ hands every later call,
+ * forced or not, the same promise that waits for the jobs. The jobs left are safe to abandon: their
+ * locks lapse and another worker re-runs them, and the claim in Postgres decides what a re-run may do.
+ */
 async function closeWithin(worker: Worker, timeoutMs: number, context: AppContext): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<'timeout'>(
     (resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs)),
   );
-  const outcome = await Promise.race([worker.close().then(() => 'closed' as const), timedOut]);
+  const closing = worker.close();
+  const outcome = await Promise.race([closing.then(() => 'closed' as const), timedOut]);
   clearTimeout(timer);
   if (outcome === 'timeout') {
+    closing.catch(() => {}); // it may still settle later, or never: nobody waits for it
     context.logger.warn(
       { queue: worker.name, timeoutMs },
-      'in-flight jobs did not finish in time; closing anyway',
+      'in-flight jobs did not finish in time; leaving them to their locks and closing anyway',
     );
-    await worker.close(true);
   }
 }

@@ -145,17 +145,37 @@ export async function createTestEnv(options: TestEnvOptions = {}): Promise<TestE
       return (await context.db.pool.query<T>(sql, params)).rows;
     },
     async close() {
-      await Promise.all(workers.map((w) => w.close()));
-      await Promise.all(workerContexts.map((c) => closeContext(c)));
-      await app.close();
-      await sandbox.stop();
-      await Promise.all(Object.values(sandboxes).map((s) => s.stop()));
-      await clearRedisPrefix(env.HERALD_QUEUE_PREFIX!);
-      await closeContext(context);
-      await dropDatabase(databaseName);
+      // Each step is timed: a close that hangs names the step in the test output.
+      await step('stop worker sets', () => Promise.all(workers.map((w) => w.close())));
+      await step('close worker contexts', () =>
+        Promise.all(workerContexts.map((c) => closeContext(c))),
+      );
+      await step('close the API', () => app.close());
+      await step('stop the sandboxes', () =>
+        Promise.all([sandbox, ...Object.values(sandboxes)].map((s) => s.stop())),
+      );
+      await step('clear the Redis prefix', () => clearRedisPrefix(env.HERALD_QUEUE_PREFIX!));
+      await step('close the test context', () => closeContext(context));
+      await step('drop the database', () => dropDatabase(databaseName));
     },
   };
   return testEnv;
+}
+
+/** Runs one step of a test environment's shutdown, saying on stderr which one if it is slow. */
+async function step<T>(name: string, run: () => Promise<T>): Promise<T> {
+  const started = Date.now();
+  const slow = setTimeout(
+    () => process.stderr.write(`test env close: "${name}" still running after 10 s\n`),
+    10_000,
+  );
+  try {
+    return await run();
+  } finally {
+    clearTimeout(slow);
+    if (Date.now() - started > 10_000)
+      process.stderr.write(`test env close: "${name}" took ${Date.now() - started} ms\n`);
+  }
 }
 
 export async function clearRedisPrefix(prefix: string): Promise<void> {

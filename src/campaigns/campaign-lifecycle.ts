@@ -2,7 +2,7 @@ import { ConflictError, UserError } from '../errors.js';
 import type { Campaign } from '../generated/prisma/client.js';
 import { formatDuration } from '../duration.js';
 import { parseSendTime } from '../messages/zoned-time.js';
-import { providerDefinitions } from '../providers/registry.js';
+import { providerSchedulingOf } from '../providers/registry.js';
 import { isTooLate } from '../scheduling/send-window.js';
 import { jobs } from '../queues/jobs.js';
 import type { AppContext } from '../runtime/context.js';
@@ -151,12 +151,9 @@ export async function cancelCampaign(context: AppContext, id: string): Promise<C
   for (const row of rows) {
     handed += Number(row.handed);
     const scheduled = Number(row.scheduled);
-    const account = context.config.accounts
-      .all()
-      .find((a) => a.name === (row.account_name ?? campaign.accountName));
+    const account = context.config.accounts.find(row.account_name ?? campaign.accountName);
     const canCancel =
-      account !== undefined &&
-      (providerDefinitions[account.provider]?.nativeScheduling?.(account)?.cancellable ?? false);
+      account !== undefined && (providerSchedulingOf(account)?.cancellable ?? false);
     if (canCancel) cancellable += scheduled;
     else notCancellable += scheduled;
   }

@@ -5,7 +5,7 @@ import { jobs } from '../queues/jobs.js';
 import type pg from 'pg';
 import { countSegments } from '../messages/segments.js';
 import { templateFields } from '../messages/template.js';
-import { providerDefinitions } from '../providers/registry.js';
+import { maxBodyCharsFor } from '../providers/registry.js';
 import { isValidTimeZone } from '../messages/zoned-time.js';
 import { withTransaction } from '../db/database.js';
 import { parseSendWindow, type SendWindow } from '../scheduling/send-window.js';
@@ -244,7 +244,7 @@ async function resegment(
   template: string,
 ): Promise<void> {
   const account = context.config.accounts.get(campaign.accountName);
-  const maxBody = providerDefinitions[account.provider]?.maxBodyChars?.(account);
+  const maxBody = maxBodyCharsFor(account);
   for await (const page of renderedPages(client, campaign.id, template)) {
     const segments = page.map(({ body }) => {
       if (maxBody !== undefined && [...body].length > maxBody) {

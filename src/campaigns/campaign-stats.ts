@@ -218,7 +218,7 @@ export async function getCampaignReport(
     [stats.campaign.account],
   );
 
-  const account = context.config.accounts.all().find((a) => a.name === stats.campaign.account);
+  const account = context.config.accounts.find(stats.campaign.account);
   const segmentCount = Number(segments ?? 0);
   const sentCount = Number(sent);
   let cost: CampaignReport['cost'] = null;

@@ -26,7 +26,7 @@ export async function cancelAtProvider(
     [campaignId],
   );
   for (const { account_name: name } of accounts) {
-    const account = context.config.accounts.all().find((a) => a.name === name);
+    const account = context.config.accounts.find(name);
     if (!account) continue; // no longer configured: nothing can reach it
     const adapter = context.providers.get(account.name);
     if (!adapter.cancelScheduled) continue;

@@ -1,7 +1,6 @@
 import type pg from 'pg';
-import type { Account } from '../config/accounts.js';
 import { UserError } from '../errors.js';
-import { providerDefinitions } from '../providers/registry.js';
+import { maxBodyCharsFor } from '../providers/registry.js';
 import type { AppContext } from '../runtime/context.js';
 import { renderedPages } from './rendered-messages.js';
 
@@ -25,16 +24,13 @@ export function checkFallbackAccount(
     );
 }
 
-const bodyLimitOf = (account: Account) =>
-  providerDefinitions[account.provider]?.maxBodyChars?.(account);
-
 /**
  * The fallback's body limit where it is stricter than what the import checked (the campaign's own
  * account's limit), else undefined: then every imported message fits it already.
  */
 function stricterLimit(context: AppContext, account: string, fallback: string): number | undefined {
-  const own = bodyLimitOf(context.config.accounts.get(account));
-  const theirs = bodyLimitOf(context.config.accounts.get(fallback));
+  const own = maxBodyCharsFor(context.config.accounts.get(account));
+  const theirs = maxBodyCharsFor(context.config.accounts.get(fallback));
   if (theirs === undefined) return undefined;
   return own === undefined || theirs < own ? theirs : undefined;
 }

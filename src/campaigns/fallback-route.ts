@@ -39,7 +39,7 @@ export async function currentRoute(context: AppContext, campaign: RoutedCampaign
   const primary = { account: config.accounts.get(campaign.accountName), viaFallback: false };
   if (!campaign.fallbackAccount) return primary;
   if (!(await isCircuitOpen(redis, config.queuePrefix, primary.account.name))) return primary;
-  const fallback = config.accounts.all().find((a) => a.name === campaign.fallbackAccount);
+  const fallback = config.accounts.find(campaign.fallbackAccount);
   if (!fallback) {
     // Removed from the accounts file after the campaign named it: its messages wait instead.
     context.logger.warn(

@@ -9,7 +9,7 @@ import { normalisePhone } from '../messages/phone.js';
 import { gsmSegments, gsmSeptets, textLength, ucs2Segments } from '../messages/segments.js';
 import { compileTemplate, fieldName, templateFields } from '../messages/template.js';
 import { isValidTimeZone, parseSendTime } from '../messages/zoned-time.js';
-import { providerDefinitions } from '../providers/registry.js';
+import { maxBodyCharsFor } from '../providers/registry.js';
 import type { AppContext } from '../runtime/context.js';
 import { getCampaign } from './campaign-service.js';
 import { NumberFilter } from './import-number-filter.js';
@@ -117,7 +117,7 @@ export async function importRecipients(
     needed,
     region: campaign.defaultRegion,
     timezone: campaign.timezone,
-    maxBody: providerDefinitions[account.provider]?.maxBodyChars?.(account),
+    maxBody: maxBodyCharsFor(account),
     now: context.clock.now(),
   };
   const batchRows = options.batchRows ?? BATCH_ROWS;

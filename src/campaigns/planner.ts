@@ -1,7 +1,7 @@
 import type { Job } from 'bullmq';
 import { withTransaction } from '../db/database.js';
 import { nativeSchedulingFor } from '../providers/registry.js';
-import { jobs, sendJobOf } from '../queues/jobs.js';
+import { jobs } from '../queues/jobs.js';
 import type { AppContext } from '../runtime/context.js';
 import { decideSendTime, nativeHorizonMs, timingRules } from '../scheduling/send-time.js';
 import { currentRoute } from './fallback-route.js';
@@ -59,7 +59,6 @@ export async function planCampaign(
     // The account that will send decides whether a provider holds messages until their time.
     const native = nativeSchedulingFor(account);
     const rules = timingRules(campaign, config.maxLatenessMs);
-    const queue = queues.send(account.name);
     const budget = await queueRoom(context, account);
     if (budget <= 0) break;
 
@@ -126,16 +125,17 @@ export async function planCampaign(
         );
       return { size: rows.length, queued, deferred: deferred.length, expired: expired.length };
     });
-    if (page.queued.length > 0) {
-      // BullMQ counts a delay from when the job is added, so it is measured now, after the
-      // claim's round trips: measured from `now` above, every job of a page went late by them.
-      const addedAt = clock.now().getTime();
-      await queue.addBulk(
-        page.queued.map((q) =>
-          sendJobOf(q.id, campaignId, q.at ? Math.max(0, q.at.getTime() - addedAt) : 0),
-        ),
-      );
-    }
+    // BullMQ counts a delay from when the job is added, so it is measured now, after the claim's
+    // round trips: measured from `now` above, every job of a page went late by them.
+    const addedAt = clock.now().getTime();
+    await queues.addSends(
+      page.queued.map((q) => ({
+        account: account.name,
+        messageId: q.id,
+        campaignId,
+        delayMs: q.at ? q.at.getTime() - addedAt : 0,
+      })),
+    );
     totals.enqueued += page.queued.length;
     totals.deferred += page.deferred;
     totals.expired += page.expired;

@@ -97,6 +97,11 @@ export class AccountRegistry {
     return [...this.byName.values()];
   }
 
+  /** The account, or undefined when none has that name (no longer configured, say). */
+  find(name: string): Account | undefined {
+    return this.byName.get(name);
+  }
+
   /** The account, or a user error that lists the configured ones. */
   get(name: string): Account {
     const account = this.byName.get(name);

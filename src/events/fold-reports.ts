@@ -232,7 +232,7 @@ export async function foldReports(
 
 /** The provider type of an account, or undefined for an account no longer configured. */
 function providerTypeOf(context: AppContext, accountName: string): string | undefined {
-  return context.config.accounts.all().find((a) => a.name === accountName)?.provider;
+  return context.config.accounts.find(accountName)?.provider;
 }
 
 /** A folder that keeps its place re-reads from the start at least this often (waiting reports). */

@@ -20,8 +20,20 @@ export const providerDefinitions: Record<string, ProviderDefinition> = {
 
 export const providerRequirements: Record<string, ProviderRequirements> = providerDefinitions;
 
+/**
+ * What the account's provider can hold until a send time, whatever the account asked for: a
+ * campaign cancel needs it for messages handed over before the account's setting changed.
+ */
+export function providerSchedulingOf(account: Account): NativeScheduling | undefined {
+  return providerDefinitions[account.provider]?.nativeScheduling?.(account);
+}
+
 /** The provider's native scheduling for an account that asked for it (`"scheduling": "native"`). */
 export function nativeSchedulingFor(account: Account): NativeScheduling | undefined {
-  if (account.scheduling !== 'native') return undefined;
-  return providerDefinitions[account.provider]?.nativeScheduling?.(account);
+  return account.scheduling === 'native' ? providerSchedulingOf(account) : undefined;
+}
+
+/** The longest body, in characters, the account's provider accepts; undefined where it says none. */
+export function maxBodyCharsFor(account: Account): number | undefined {
+  return providerDefinitions[account.provider]?.maxBodyChars?.(account);
 }

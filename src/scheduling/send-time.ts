@@ -52,7 +52,7 @@ export type SendDecision =
  * The time a message is meant to go: its own send time moved to the window's next opening. A
  * message without a send time has none (it goes as soon as the campaign reaches it, in the window).
  */
-export function intendedTime(message: MessageTiming, rules: TimingRules): Date | null {
+function intendedTime(message: MessageTiming, rules: TimingRules): Date | null {
   if (!message.dueAt) return null;
   if (!rules.window) return message.dueAt;
   return nextOpening(message.dueAt, rules.window, message.timezone ?? rules.timeZone);
